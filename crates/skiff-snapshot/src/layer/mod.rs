@@ -1,0 +1,1 @@
+//! Layer tars: apply and diff.
