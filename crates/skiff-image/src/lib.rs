@@ -10,9 +10,12 @@
 //! - [`store`]: image and tag metadata in SQLite, leases, and what garbage collection may delete.
 //! - [`error`]: the error kinds that every crate maps its errors onto.
 
+pub mod content;
 pub mod digest;
 pub mod error;
 pub mod reference;
+pub mod spec;
+pub mod store;
 
 pub use digest::Digest;
 pub use error::{ErrorKind, HasKind};
