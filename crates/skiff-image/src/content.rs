@@ -22,7 +22,11 @@ pub enum ContentError {
     #[error("blob {0} not found")]
     NotFound(Digest),
     #[error("blob size mismatch for {digest}: expected {expected} bytes, got {actual}")]
-    SizeMismatch { digest: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        digest: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("blob digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("invalid ingest ref {0:?}")]
@@ -44,7 +48,10 @@ impl HasKind for ContentError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ContentError + '_ {
-    move |source| ContentError::Io { path: path.to_owned(), source }
+    move |source| ContentError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// The blob store rooted at a state directory.
@@ -76,8 +83,13 @@ impl ContentStore {
     pub fn size(&self, digest: &Digest) -> Result<u64, ContentError> {
         match fs::metadata(self.blob_path(digest)) {
             Ok(m) => Ok(m.len()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ContentError::NotFound(digest.clone())),
-            Err(e) => Err(ContentError::Io { path: self.blob_path(digest), source: e }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(ContentError::NotFound(digest.clone()))
+            }
+            Err(e) => Err(ContentError::Io {
+                path: self.blob_path(digest),
+                source: e,
+            }),
         }
     }
 
@@ -98,10 +110,15 @@ impl ContentStore {
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, ContentError> {
         let mut bytes = Vec::new();
         let path = self.blob_path(digest);
-        self.open_blob(digest)?.read_to_end(&mut bytes).map_err(io_err(&path))?;
+        self.open_blob(digest)?
+            .read_to_end(&mut bytes)
+            .map_err(io_err(&path))?;
         let actual = Digest::of_bytes(&bytes);
         if &actual != digest {
-            return Err(ContentError::DigestMismatch { expected: digest.clone(), actual });
+            return Err(ContentError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
         }
         Ok(bytes)
     }
@@ -119,7 +136,12 @@ impl ContentStore {
     }
 
     /// Streams a blob of known digest into the store (skipping it when already present).
-    pub fn copy_in(&self, mut reader: impl Read, expected: &Digest, size: Option<u64>) -> Result<(), ContentError> {
+    pub fn copy_in(
+        &self,
+        mut reader: impl Read,
+        expected: &Digest,
+        size: Option<u64>,
+    ) -> Result<(), ContentError> {
         if self.exists(expected) {
             return Ok(());
         }
@@ -145,11 +167,28 @@ impl ContentStore {
         let dir = self.ingest.join(reference);
         let lock = lock_ingest(&dir)?;
         let data_path = dir.join("data");
-        let mut file = OpenOptions::new().create(true).read(true).write(true).truncate(false).open(&data_path).map_err(io_err(&data_path))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(&data_path)
+            .map_err(io_err(&data_path))?;
         let mut hasher = Hasher::new();
-        io::copy(&mut BufReader::with_capacity(1 << 20, &mut file), &mut hasher).map_err(io_err(&data_path))?;
+        io::copy(
+            &mut BufReader::with_capacity(1 << 20, &mut file),
+            &mut hasher,
+        )
+        .map_err(io_err(&data_path))?;
         file.seek(SeekFrom::End(0)).map_err(io_err(&data_path))?;
-        Ok(IngestWriter { blobs: self.blobs.clone(), dir, data_path, file, hasher, _lock: lock })
+        Ok(IngestWriter {
+            blobs: self.blobs.clone(),
+            dir,
+            data_path,
+            file,
+            hasher,
+            _lock: lock,
+        })
     }
 
     /// Deletes a blob. Deleting a missing blob is not an error (GC may race another GC).
@@ -168,7 +207,9 @@ impl ContentStore {
         for entry in fs::read_dir(&self.blobs).map_err(io_err(&self.blobs))? {
             let entry = entry.map_err(io_err(&self.blobs))?;
             let name = entry.file_name();
-            let Some(digest) = name.to_str().and_then(|h| Digest::from_hex(h).ok()) else { continue };
+            let Some(digest) = name.to_str().and_then(|h| Digest::from_hex(h).ok()) else {
+                continue;
+            };
             let len = entry.metadata().map_err(io_err(&entry.path()))?.len();
             out.push((digest, len));
         }
@@ -209,8 +250,10 @@ fn lock_ingest(dir: &Path) -> Result<File, ContentError> {
             .truncate(false)
             .open(&lock_path)
             .map_err(io_err(&lock_path))?;
-        flock(&lock, FlockOperation::LockExclusive)
-            .map_err(|e| ContentError::Io { path: lock_path.clone(), source: e.into() })?;
+        flock(&lock, FlockOperation::LockExclusive).map_err(|e| ContentError::Io {
+            path: lock_path.clone(),
+            source: e.into(),
+        })?;
         let held = lock.metadata().map_err(io_err(&lock_path))?;
         match fs::metadata(&lock_path) {
             Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(lock),
@@ -239,26 +282,39 @@ impl IngestWriter {
     /// Drops whatever a previous writer left and starts from zero.
     pub fn truncate(&mut self) -> Result<(), ContentError> {
         self.file.set_len(0).map_err(io_err(&self.data_path))?;
-        self.file.seek(SeekFrom::Start(0)).map_err(io_err(&self.data_path))?;
+        self.file
+            .seek(SeekFrom::Start(0))
+            .map_err(io_err(&self.data_path))?;
         self.hasher = Hasher::new();
         Ok(())
     }
 
     /// Verifies and commits the ingest as a blob, returning its digest. The ingest directory is
     /// removed whether the blob was new or already present.
-    pub fn commit(mut self, expected_size: Option<u64>, expected: Option<&Digest>) -> Result<Digest, ContentError> {
+    pub fn commit(
+        mut self,
+        expected_size: Option<u64>,
+        expected: Option<&Digest>,
+    ) -> Result<Digest, ContentError> {
         let actual = self.hasher.clone().finish();
         let size = self.hasher.len();
         if let Some(want) = expected_size {
             if want != size {
                 self.discard();
-                return Err(ContentError::SizeMismatch { digest: actual.to_string(), expected: want, actual: size });
+                return Err(ContentError::SizeMismatch {
+                    digest: actual.to_string(),
+                    expected: want,
+                    actual: size,
+                });
             }
         }
         if let Some(want) = expected {
             if want != &actual {
                 self.discard();
-                return Err(ContentError::DigestMismatch { expected: want.clone(), actual });
+                return Err(ContentError::DigestMismatch {
+                    expected: want.clone(),
+                    actual,
+                });
             }
         }
         let target = self.blobs.join(actual.hex());
@@ -268,7 +324,9 @@ impl IngestWriter {
             let perms = std::os::unix::fs::PermissionsExt::from_mode(0o444);
             fs::set_permissions(&self.data_path, perms).map_err(io_err(&self.data_path))?;
             fs::rename(&self.data_path, &target).map_err(io_err(&target))?;
-            File::open(&self.blobs).and_then(|d| d.sync_all()).map_err(io_err(&self.blobs))?;
+            File::open(&self.blobs)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(&self.blobs))?;
         }
         self.discard();
         Ok(actual)
@@ -333,7 +391,9 @@ mod tests {
         let mut w = store.writer("resume").unwrap();
         assert_eq!(w.offset(), 6);
         w.write_all(b"world").unwrap();
-        let d = w.commit(Some(11), Some(&Digest::of_bytes(b"hello world"))).unwrap();
+        let d = w
+            .commit(Some(11), Some(&Digest::of_bytes(b"hello world")))
+            .unwrap();
         assert_eq!(store.read_blob(&d).unwrap(), b"hello world");
     }
 
@@ -345,7 +405,11 @@ mod tests {
         let expected = Digest::of_bytes(&data);
         std::thread::scope(|s| {
             for _ in 0..4 {
-                s.spawn(|| store.copy_in(&data[..], &expected, Some(data.len() as u64)).unwrap());
+                s.spawn(|| {
+                    store
+                        .copy_in(&data[..], &expected, Some(data.len() as u64))
+                        .unwrap()
+                });
             }
         });
         assert_eq!(store.read_blob(&expected).unwrap().len(), data.len());
@@ -359,6 +423,9 @@ mod tests {
         let p = store.blob_path(&d);
         fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
         fs::write(&p, b"{ ").unwrap();
-        assert!(matches!(store.read_blob(&d), Err(ContentError::DigestMismatch { .. })));
+        assert!(matches!(
+            store.read_blob(&d),
+            Err(ContentError::DigestMismatch { .. })
+        ));
     }
 }

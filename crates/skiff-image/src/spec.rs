@@ -23,7 +23,8 @@ pub mod media {
     pub const OCI_LAYER_NONDIST_GZIP: &str =
         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
     pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-    pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    pub const DOCKER_MANIFEST_LIST: &str =
+        "application/vnd.docker.distribution.manifest.list.v2+json";
     pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
     pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
@@ -58,7 +59,14 @@ pub struct Descriptor {
 
 impl Descriptor {
     pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
-        Descriptor { media_type: media_type.to_owned(), digest, size, urls: None, annotations: None, platform: None }
+        Descriptor {
+            media_type: media_type.to_owned(),
+            digest,
+            size,
+            urls: None,
+            annotations: None,
+            platform: None,
+        }
     }
 }
 
@@ -66,7 +74,11 @@ impl Descriptor {
 pub struct Platform {
     pub architecture: String,
     pub os: String,
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
@@ -83,7 +95,12 @@ impl Platform {
             other => other,
         };
         let variant = (architecture == "arm64").then(|| "v8".to_owned());
-        Platform { architecture: architecture.to_owned(), os: "linux".to_owned(), os_version: None, variant }
+        Platform {
+            architecture: architecture.to_owned(),
+            os: "linux".to_owned(),
+            os_version: None,
+            variant,
+        }
     }
 }
 
@@ -130,7 +147,11 @@ pub struct ImageConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<History>,
     pub os: String,
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
@@ -203,7 +224,10 @@ pub struct RootFs {
 
 impl RootFs {
     pub fn layers(diff_ids: Vec<Digest>) -> Self {
-        RootFs { kind: "layers".to_owned(), diff_ids }
+        RootFs {
+            kind: "layers".to_owned(),
+            diff_ids,
+        }
     }
 }
 
@@ -251,12 +275,15 @@ pub fn rfc3339_now() -> String {
 }
 
 pub fn format_rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Parses an RFC 3339 timestamp into Unix seconds (None for missing or malformed input).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok().map(|t| t.unix_timestamp())
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
 }
 
 #[cfg(test)]

@@ -18,7 +18,9 @@ use crate::error::{ErrorKind, HasKind};
 pub enum StoreError {
     #[error("image metadata database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("image metadata database is newer (schema {found}) than this skiff understands ({known})")]
+    #[error(
+        "image metadata database is newer (schema {found}) than this skiff understands ({known})"
+    )]
     SchemaTooNew { found: i64, known: i64 },
     #[error("corrupt image metadata: {0}")]
     Corrupt(String),
@@ -28,7 +30,12 @@ impl HasKind for StoreError {
     fn kind(&self) -> ErrorKind {
         match self {
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked | rusqlite::ErrorCode::DiskFull) =>
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::DiskFull
+                ) =>
             {
                 ErrorKind::Unavailable
             }
@@ -58,6 +65,7 @@ const MIGRATIONS: &[&str] = &[
         blob TEXT NOT NULL,
         media_type TEXT NOT NULL,
         blob_size INTEGER NOT NULL,
+        size INTEGER NOT NULL,           -- bytes of file content once unpacked (docker's layer size)
         PRIMARY KEY (image_id, position)
      );
      CREATE INDEX layers_blob ON layers(blob);
@@ -105,6 +113,8 @@ pub struct LayerRecord {
     pub blob: Digest,
     pub media_type: String,
     pub blob_size: u64,
+    /// Bytes of file content in the layer, as `history` and `images` count sizes.
+    pub size: u64,
 }
 
 /// The metadata database.
@@ -117,7 +127,9 @@ fn now() -> i64 {
 }
 
 fn digest_col(s: String) -> Result<Digest, rusqlite::Error> {
-    s.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    s.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 impl MetaStore {
@@ -135,7 +147,9 @@ impl MetaStore {
 
     fn migrate(&self) -> Result<(), StoreError> {
         let known = MIGRATIONS.len() as i64;
-        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version == known {
             return Ok(());
         }
@@ -143,7 +157,10 @@ impl MetaStore {
         // Re-read inside the write lock: another process may have migrated meanwhile.
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > known {
-            return Err(StoreError::SchemaTooNew { found: version, known });
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                known,
+            });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql)?;
@@ -155,7 +172,10 @@ impl MetaStore {
 
     /// Starts a write transaction that takes the database write lock at once.
     pub fn write(&self) -> Result<Transaction<'_>, StoreError> {
-        Ok(Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?)
+        Ok(Transaction::new_unchecked(
+            &self.conn,
+            TransactionBehavior::Immediate,
+        )?)
     }
 
     /// Records an image and its layers (replacing an existing record with the same ID).
@@ -182,21 +202,27 @@ impl MetaStore {
         let mut stmt = self.conn.prepare(
             "SELECT id, manifest, manifest_media_type, created, size, parent, added FROM images ORDER BY created DESC, added DESC, id",
         )?;
-        let rows = stmt.query_map([], row_to_image)?.collect::<Result<Vec<_>, _>>()?;
+        let rows = stmt
+            .query_map([], row_to_image)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
     /// Image IDs whose hex starts with `prefix` (for short IDs on the command line).
     pub fn ids_with_prefix(&self, prefix: &str) -> Result<Vec<Digest>, StoreError> {
         let pattern = format!("sha256:{}%", prefix.replace(['%', '_'], ""));
-        let mut stmt = self.conn.prepare("SELECT id FROM images WHERE id LIKE ?1")?;
-        let rows = stmt.query_map([pattern], |r| digest_col(r.get(0)?))?.collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM images WHERE id LIKE ?1")?;
+        let rows = stmt
+            .query_map([pattern], |r| digest_col(r.get(0)?))?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
     pub fn layers(&self, id: &Digest) -> Result<Vec<LayerRecord>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT diff_id, blob, media_type, blob_size FROM layers WHERE image_id = ?1 ORDER BY position",
+            "SELECT diff_id, blob, media_type, blob_size, size FROM layers WHERE image_id = ?1 ORDER BY position",
         )?;
         let rows = stmt
             .query_map([id.to_string()], |r| {
@@ -205,6 +231,7 @@ impl MetaStore {
                     blob: digest_col(r.get(1)?)?,
                     media_type: r.get(2)?,
                     blob_size: r.get::<_, i64>(3)? as u64,
+                    size: r.get::<_, i64>(4)? as u64,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -221,27 +248,49 @@ impl MetaStore {
 
     /// Removes a tag; false if it did not exist.
     pub fn untag(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(self.conn.execute("DELETE FROM tags WHERE name = ?1", [name])? > 0)
+        Ok(self
+            .conn
+            .execute("DELETE FROM tags WHERE name = ?1", [name])?
+            > 0)
     }
 
     pub fn resolve_tag(&self, name: &str) -> Result<Option<Digest>, StoreError> {
         self.conn
-            .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| digest_col(r.get(0)?))
+            .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
+                digest_col(r.get(0)?)
+            })
             .optional()
             .map_err(Into::into)
     }
 
     /// Tags of one image, oldest first (the order `docker inspect` lists RepoTags in).
     pub fn tags_of(&self, id: &Digest) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY added, name")?;
-        let rows = stmt.query_map([id.to_string()], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY added, name")?;
+        let rows = stmt
+            .query_map([id.to_string()], |r| r.get(0))?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    /// When the image was last tagged, in Unix nanoseconds.
+    pub fn last_tag_time(&self, id: &Digest) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT MAX(added) FROM tags WHERE image_id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )?)
     }
 
     /// Every tag with its image.
     pub fn all_tags(&self) -> Result<Vec<(String, Digest)>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT name, image_id FROM tags ORDER BY name")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, digest_col(r.get(1)?)?)))?.collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, image_id FROM tags ORDER BY name")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, digest_col(r.get(1)?)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -254,22 +303,34 @@ impl MetaStore {
     }
 
     pub fn repo_digests_of(&self, id: &Digest) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT name FROM repo_digests WHERE image_id = ?1 ORDER BY name")?;
-        let rows = stmt.query_map([id.to_string()], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM repo_digests WHERE image_id = ?1 ORDER BY name")?;
+        let rows = stmt
+            .query_map([id.to_string()], |r| r.get(0))?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
     pub fn resolve_repo_digest(&self, name: &str) -> Result<Option<Digest>, StoreError> {
         self.conn
-            .query_row("SELECT image_id FROM repo_digests WHERE name = ?1", [name], |r| digest_col(r.get(0)?))
+            .query_row(
+                "SELECT image_id FROM repo_digests WHERE name = ?1",
+                [name],
+                |r| digest_col(r.get(0)?),
+            )
             .optional()
             .map_err(Into::into)
     }
 
     /// Images whose recorded parent is `id` (built or committed on top of it).
     pub fn children(&self, id: &Digest) -> Result<Vec<Digest>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT id FROM images WHERE parent = ?1")?;
-        let rows = stmt.query_map([id.to_string()], |r| digest_col(r.get(0)?))?.collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM images WHERE parent = ?1")?;
+        let rows = stmt
+            .query_map([id.to_string()], |r| digest_col(r.get(0)?))?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -278,7 +339,10 @@ impl MetaStore {
     pub fn delete_image(&self, id: &Digest) -> Result<(), StoreError> {
         let tx = self.write()?;
         tx.execute("DELETE FROM tags WHERE image_id = ?1", [id.to_string()])?;
-        tx.execute("UPDATE images SET parent = NULL WHERE parent = ?1", [id.to_string()])?;
+        tx.execute(
+            "UPDATE images SET parent = NULL WHERE parent = ?1",
+            [id.to_string()],
+        )?;
         tx.execute("DELETE FROM images WHERE id = ?1", [id.to_string()])?;
         tx.commit()?;
         Ok(())
@@ -291,7 +355,9 @@ impl MetaStore {
              UNION SELECT name FROM lease_resources JOIN leases ON leases.id = lease_id
                    WHERE kind = 'blob' AND expires > ?1",
         )?;
-        let rows = stmt.query_map([now()], |r| digest_col(r.get(0)?))?.collect::<Result<Vec<_>, _>>()?;
+        let rows = stmt
+            .query_map([now()], |r| digest_col(r.get(0)?))?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -300,7 +366,9 @@ impl MetaStore {
         let mut stmt = self.conn.prepare(
             "SELECT name FROM lease_resources JOIN leases ON leases.id = lease_id WHERE kind = ?1 AND expires > ?2",
         )?;
-        let rows = stmt.query_map(params![kind, now()], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
+        let rows = stmt
+            .query_map(params![kind, now()], |r| r.get(0))?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -318,7 +386,9 @@ impl MetaStore {
 
     /// Removes leases that have expired.
     pub fn prune_leases(&self) -> Result<usize, StoreError> {
-        Ok(self.conn.execute("DELETE FROM leases WHERE expires <= ?1", [now()])?)
+        Ok(self
+            .conn
+            .execute("DELETE FROM leases WHERE expires <= ?1", [now()])?)
     }
 }
 
@@ -340,14 +410,22 @@ impl Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        if let Err(e) = self.store.conn.execute("DELETE FROM leases WHERE id = ?1", [&self.id]) {
+        if let Err(e) = self
+            .store
+            .conn
+            .execute("DELETE FROM leases WHERE id = ?1", [&self.id])
+        {
             log::warn!("releasing lease {}: {e} (it expires on its own)", self.id);
         }
     }
 }
 
 /// `put_image` inside a caller's transaction, so an image and its tag land together.
-pub fn put_image_tx(tx: &Transaction<'_>, image: &ImageRecord, layers: &[LayerRecord]) -> Result<(), StoreError> {
+pub fn put_image_tx(
+    tx: &Transaction<'_>,
+    image: &ImageRecord,
+    layers: &[LayerRecord],
+) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO images (id, manifest, manifest_media_type, created, size, parent, added)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -364,11 +442,23 @@ pub fn put_image_tx(tx: &Transaction<'_>, image: &ImageRecord, layers: &[LayerRe
             image.added,
         ],
     )?;
-    tx.execute("DELETE FROM layers WHERE image_id = ?1", [image.id.to_string()])?;
+    tx.execute(
+        "DELETE FROM layers WHERE image_id = ?1",
+        [image.id.to_string()],
+    )?;
     for (i, l) in layers.iter().enumerate() {
         tx.execute(
-            "INSERT INTO layers (image_id, position, diff_id, blob, media_type, blob_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![image.id.to_string(), i as i64, l.diff_id.to_string(), l.blob.to_string(), l.media_type, l.blob_size as i64],
+            "INSERT INTO layers (image_id, position, diff_id, blob, media_type, blob_size, size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                image.id.to_string(),
+                i as i64,
+                l.diff_id.to_string(),
+                l.blob.to_string(),
+                l.media_type,
+                l.blob_size as i64,
+                l.size as i64
+            ],
         )?;
     }
     Ok(())
@@ -376,8 +466,11 @@ pub fn put_image_tx(tx: &Transaction<'_>, image: &ImageRecord, layers: &[LayerRe
 
 /// `tag` inside a caller's transaction.
 pub fn tag_tx(tx: &Transaction<'_>, name: &str, id: &Digest) -> Result<Option<Digest>, StoreError> {
-    let previous: Option<String> =
-        tx.query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+    let previous: Option<String> = tx
+        .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?;
     let previous = previous.map(digest_col).transpose()?;
     if previous.as_ref() == Some(id) {
         return Ok(None);
@@ -446,7 +539,10 @@ mod tests {
     fn reopening_keeps_schema_and_data() {
         let dir = tempfile::tempdir().unwrap();
         let a = image(1);
-        MetaStore::open(dir.path()).unwrap().put_image(&a, &[]).unwrap();
+        MetaStore::open(dir.path())
+            .unwrap()
+            .put_image(&a, &[])
+            .unwrap();
         let store = MetaStore::open(dir.path()).unwrap();
         assert_eq!(store.image(&a.id).unwrap(), Some(a));
     }
@@ -455,7 +551,10 @@ mod tests {
     fn concurrent_taggers_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let a = image(1);
-        MetaStore::open(dir.path()).unwrap().put_image(&a, &[]).unwrap();
+        MetaStore::open(dir.path())
+            .unwrap()
+            .put_image(&a, &[])
+            .unwrap();
         std::thread::scope(|s| {
             for t in 0..4 {
                 let (path, id) = (dir.path(), a.id.clone());
@@ -467,7 +566,14 @@ mod tests {
                 });
             }
         });
-        assert_eq!(MetaStore::open(dir.path()).unwrap().all_tags().unwrap().len(), 100);
+        assert_eq!(
+            MetaStore::open(dir.path())
+                .unwrap()
+                .all_tags()
+                .unwrap()
+                .len(),
+            100
+        );
     }
 
     #[test]

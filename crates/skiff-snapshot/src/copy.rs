@@ -19,8 +19,15 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), SnapshotError> {
     copy_metadata(src, dst, &meta)
 }
 
-fn copy_dir_contents(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -> Result<(), SnapshotError> {
-    let mut entries: Vec<_> = fs::read_dir(src).map_err(io_err(src))?.collect::<Result<_, _>>().map_err(io_err(src))?;
+fn copy_dir_contents(
+    src: &Path,
+    dst: &Path,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> Result<(), SnapshotError> {
+    let mut entries: Vec<_> = fs::read_dir(src)
+        .map_err(io_err(src))?
+        .collect::<Result<_, _>>()
+        .map_err(io_err(src))?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let from = entry.path();
@@ -45,8 +52,17 @@ fn copy_dir_contents(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), Pat
                 std::os::unix::fs::symlink(target, &to).map_err(io_err(&to))?;
             } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
                 let kind = rustix::fs::FileType::from_raw_mode(meta.mode());
-                rustix::fs::mknodat(CWD, &to, kind, rustix::fs::Mode::from_raw_mode(meta.mode() & 0o7777), meta.rdev())
-                    .map_err(|e| SnapshotError::Io { path: to.clone(), source: e.into() })?;
+                rustix::fs::mknodat(
+                    CWD,
+                    &to,
+                    kind,
+                    rustix::fs::Mode::from_raw_mode(meta.mode() & 0o7777),
+                    meta.rdev(),
+                )
+                .map_err(|e| SnapshotError::Io {
+                    path: to.clone(),
+                    source: e.into(),
+                })?;
             } else {
                 // Sockets are not part of any layer.
                 continue;
@@ -58,7 +74,10 @@ fn copy_dir_contents(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), Pat
 }
 
 fn copy_metadata(from: &Path, to: &Path, meta: &fs::Metadata) -> Result<(), SnapshotError> {
-    let sys = |e: rustix::io::Errno| SnapshotError::Io { path: to.to_owned(), source: e.into() };
+    let sys = |e: rustix::io::Errno| SnapshotError::Io {
+        path: to.to_owned(),
+        source: e.into(),
+    };
     rustix::fs::chownat(
         CWD,
         to,
@@ -70,7 +89,8 @@ fn copy_metadata(from: &Path, to: &Path, meta: &fs::Metadata) -> Result<(), Snap
     let is_link = meta.file_type().is_symlink();
     if !is_link {
         // After chown, which clears setuid/setgid bits.
-        fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(io_err(to))?;
+        fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .map_err(io_err(to))?;
     }
     if let Ok(names) = xattr::list(from) {
         for name in names {
@@ -79,15 +99,24 @@ fn copy_metadata(from: &Path, to: &Path, meta: &fs::Metadata) -> Result<(), Snap
                     // Filesystems without user xattrs on symlinks refuse some; the security
                     // ones must not be lost silently.
                     if name.to_string_lossy().starts_with("security.") {
-                        return Err(SnapshotError::Io { path: to.to_owned(), source: e });
+                        return Err(SnapshotError::Io {
+                            path: to.to_owned(),
+                            source: e,
+                        });
                     }
                 }
             }
         }
     }
     let times = Timestamps {
-        last_access: Timespec { tv_sec: meta.atime(), tv_nsec: meta.atime_nsec() as _ },
-        last_modification: Timespec { tv_sec: meta.mtime(), tv_nsec: meta.mtime_nsec() as _ },
+        last_access: Timespec {
+            tv_sec: meta.atime(),
+            tv_nsec: meta.atime_nsec() as _,
+        },
+        last_modification: Timespec {
+            tv_sec: meta.mtime(),
+            tv_nsec: meta.mtime_nsec() as _,
+        },
     };
     rustix::fs::utimensat(CWD, to, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(sys)?;
     Ok(())

@@ -51,7 +51,9 @@ pub fn open(root: &Path, driver: Option<&str>) -> Result<Box<dyn Snapshotter>, S
             if driver.is_some() {
                 overlay_support(&base).map_err(SnapshotError::OverlayUnsupported)?;
             }
-            Ok(Box::new(overlay::OverlaySnapshotter::open(&base.join("overlay"))?))
+            Ok(Box::new(overlay::OverlaySnapshotter::open(
+                &base.join("overlay"),
+            )?))
         }
         "vfs" => Ok(Box::new(vfs::VfsSnapshotter::open(&base.join("vfs"))?)),
         other => Err(SnapshotError::UnknownDriver(other.to_owned())),
@@ -78,7 +80,10 @@ fn overlay_support(base: &Path) -> Result<(), String> {
 }
 
 fn probe_overlay(base: &Path) -> Result<(), String> {
-    let dir = tempfile::Builder::new().prefix("probe-").tempdir_in(base).map_err(|e| e.to_string())?;
+    let dir = tempfile::Builder::new()
+        .prefix("probe-")
+        .tempdir_in(base)
+        .map_err(|e| e.to_string())?;
     let p = dir.path();
     for d in ["lower", "upper", "work", "merged"] {
         fs::create_dir(p.join(d)).map_err(|e| e.to_string())?;

@@ -35,11 +35,10 @@ impl SnapshotDirs {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(SnapshotDirs { root: root.to_owned(), conn })
-    }
-
-    pub(crate) fn root(&self) -> &Path {
-        &self.root
+        Ok(SnapshotDirs {
+            root: root.to_owned(),
+            conn,
+        })
     }
 
     pub(crate) fn dir(&self, id: i64) -> PathBuf {
@@ -47,12 +46,20 @@ impl SnapshotDirs {
     }
 
     fn write(&self) -> Result<Transaction<'_>, SnapshotError> {
-        Ok(Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?)
+        Ok(Transaction::new_unchecked(
+            &self.conn,
+            TransactionBehavior::Immediate,
+        )?)
     }
 
     /// Inserts a new snapshot row and creates its directory; returns the info and the
     /// parent chain (nearest parent first).
-    pub(crate) fn create(&self, key: &str, parent: Option<&str>, kind: Kind) -> Result<(Info, Vec<Info>), SnapshotError> {
+    pub(crate) fn create(
+        &self,
+        key: &str,
+        parent: Option<&str>,
+        kind: Kind,
+    ) -> Result<(Info, Vec<Info>), SnapshotError> {
         let tx = self.write()?;
         if get(&tx, key)?.is_some() {
             return Err(SnapshotError::AlreadyExists(key.to_owned()));
@@ -61,7 +68,11 @@ impl SnapshotDirs {
             Some(p) => {
                 let info = get(&tx, p)?.ok_or_else(|| SnapshotError::NotFound(p.to_owned()))?;
                 if info.kind != Kind::Committed {
-                    return Err(SnapshotError::WrongKind { key: p.to_owned(), kind: info.kind.as_str(), expected: "committed" });
+                    return Err(SnapshotError::WrongKind {
+                        key: p.to_owned(),
+                        kind: info.kind.as_str(),
+                        expected: "committed",
+                    });
                 }
                 chain_of(&tx, info)?
             }
@@ -80,7 +91,16 @@ impl SnapshotDirs {
         }
         fs::create_dir_all(dir.join("fs")).map_err(io_err(&dir))?;
         tx.commit()?;
-        Ok((Info { key: key.to_owned(), parent: parent.map(str::to_owned), kind, id, created }, chain))
+        Ok((
+            Info {
+                key: key.to_owned(),
+                parent: parent.map(str::to_owned),
+                kind,
+                id,
+                created,
+            },
+            chain,
+        ))
     }
 
     pub(crate) fn get(&self, key: &str) -> Result<Option<Info>, SnapshotError> {
@@ -88,7 +108,8 @@ impl SnapshotDirs {
     }
 
     pub(crate) fn require(&self, key: &str) -> Result<Info, SnapshotError> {
-        self.get(key)?.ok_or_else(|| SnapshotError::NotFound(key.to_owned()))
+        self.get(key)?
+            .ok_or_else(|| SnapshotError::NotFound(key.to_owned()))
     }
 
     /// The info of `key` and its ancestors (nearest parent first).
@@ -106,21 +127,35 @@ impl SnapshotDirs {
         let tx = self.write()?;
         let info = get(&tx, key)?.ok_or_else(|| SnapshotError::NotFound(key.to_owned()))?;
         if info.kind != Kind::Active {
-            return Err(SnapshotError::WrongKind { key: key.to_owned(), kind: info.kind.as_str(), expected: "active" });
+            return Err(SnapshotError::WrongKind {
+                key: key.to_owned(),
+                kind: info.kind.as_str(),
+                expected: "active",
+            });
         }
         if get(&tx, name)?.is_some() {
             return Err(SnapshotError::AlreadyExists(name.to_owned()));
         }
-        tx.execute("UPDATE snapshots SET key = ?1, kind = 'committed' WHERE key = ?2", params![name, key])?;
+        tx.execute(
+            "UPDATE snapshots SET key = ?1, kind = 'committed' WHERE key = ?2",
+            params![name, key],
+        )?;
         tx.commit()?;
         Ok(())
     }
 
     pub(crate) fn remove(&self, key: &str) -> Result<(), SnapshotError> {
         let info = self.require(key)?;
-        let children: usize = self.conn.query_row("SELECT COUNT(*) FROM snapshots WHERE parent = ?1", [key], |r| r.get(0))?;
+        let children: usize = self.conn.query_row(
+            "SELECT COUNT(*) FROM snapshots WHERE parent = ?1",
+            [key],
+            |r| r.get(0),
+        )?;
         if children > 0 {
-            return Err(SnapshotError::HasChildren { key: key.to_owned(), children });
+            return Err(SnapshotError::HasChildren {
+                key: key.to_owned(),
+                children,
+            });
         }
         let dir = self.dir(info.id);
         // Rename first so a crash mid-delete leaves an orphan directory, never a half-deleted
@@ -129,9 +164,15 @@ impl SnapshotDirs {
         match fs::rename(&dir, &doomed) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(SnapshotError::Io { path: dir, source: e }),
+            Err(e) => {
+                return Err(SnapshotError::Io {
+                    path: dir,
+                    source: e,
+                })
+            }
         }
-        self.conn.execute("DELETE FROM snapshots WHERE key = ?1", [key])?;
+        self.conn
+            .execute("DELETE FROM snapshots WHERE key = ?1", [key])?;
         if doomed.exists() {
             fs::remove_dir_all(&doomed).map_err(io_err(&doomed))?;
         }
@@ -139,18 +180,25 @@ impl SnapshotDirs {
     }
 
     pub(crate) fn walk(&self) -> Result<Vec<Info>, SnapshotError> {
-        let mut stmt = self.conn.prepare("SELECT key, parent, kind, id, created FROM snapshots ORDER BY id")?;
-        let rows = stmt.query_map([], row_to_info)?.collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, parent, kind, id, created FROM snapshots ORDER BY id")?;
+        let rows = stmt
+            .query_map([], row_to_info)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
     /// Removes directories that no row names (left by a crash mid-create or mid-remove).
     pub(crate) fn cleanup_orphans(&self) -> Result<usize, SnapshotError> {
-        let known: std::collections::HashSet<i64> = self.walk()?.into_iter().map(|i| i.id).collect();
+        let known: std::collections::HashSet<i64> =
+            self.walk()?.into_iter().map(|i| i.id).collect();
         let mut removed = 0;
         for entry in fs::read_dir(&self.root).map_err(io_err(&self.root))? {
             let path = entry.map_err(io_err(&self.root))?.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
             let orphan = match name.parse::<i64>() {
                 Ok(id) => !known.contains(&id),
                 Err(_) => name.starts_with("rm-"),
@@ -166,7 +214,11 @@ impl SnapshotDirs {
 
 fn get(conn: &Connection, key: &str) -> Result<Option<Info>, SnapshotError> {
     Ok(conn
-        .query_row("SELECT key, parent, kind, id, created FROM snapshots WHERE key = ?1", [key], row_to_info)
+        .query_row(
+            "SELECT key, parent, kind, id, created FROM snapshots WHERE key = ?1",
+            [key],
+            row_to_info,
+        )
         .optional()?)
 }
 

@@ -13,7 +13,9 @@ pub struct OverlaySnapshotter {
 
 impl OverlaySnapshotter {
     pub fn open(root: &Path) -> Result<Self, SnapshotError> {
-        Ok(OverlaySnapshotter { dirs: SnapshotDirs::open(root)? })
+        Ok(OverlaySnapshotter {
+            dirs: SnapshotDirs::open(root)?,
+        })
     }
 
     fn fs(&self, info: &Info) -> PathBuf {
@@ -21,9 +23,14 @@ impl OverlaySnapshotter {
     }
 
     fn mounts_for(&self, info: &Info, chain: &[Info]) -> Vec<Mount> {
-        let lower: Vec<String> = chain.iter().map(|p| self.fs(p).display().to_string()).collect();
+        let lower: Vec<String> = chain
+            .iter()
+            .map(|p| self.fs(p).display().to_string())
+            .collect();
         match (info.kind, lower.len()) {
-            (Kind::View, 0) | (Kind::Active, 0) => vec![bind(&self.fs(info), info.kind == Kind::View)],
+            (Kind::View, 0) | (Kind::Active, 0) => {
+                vec![bind(&self.fs(info), info.kind == Kind::View)]
+            }
             // overlayfs refuses a single lower dir without an upper: bind the parent instead.
             (Kind::View, 1) => vec![bind(&self.fs(&chain[0]), true)],
             (Kind::View, _) => vec![Mount {
@@ -51,7 +58,11 @@ impl OverlaySnapshotter {
 fn bind(path: &Path, readonly: bool) -> Mount {
     let mut options = vec!["rbind".to_owned()];
     options.push(if readonly { "ro" } else { "rw" }.to_owned());
-    Mount { kind: "bind".into(), source: path.to_owned(), options }
+    Mount {
+        kind: "bind".into(),
+        source: path.to_owned(),
+        options,
+    }
 }
 
 impl Snapshotter for OverlaySnapshotter {
@@ -99,7 +110,10 @@ impl Snapshotter for OverlaySnapshotter {
 
     fn layer_target(&self, key: &str) -> Result<LayerTarget, SnapshotError> {
         let info = self.dirs.require(key)?;
-        Ok(LayerTarget { dir: self.fs(&info), whiteouts: WhiteoutMode::Overlay })
+        Ok(LayerTarget {
+            dir: self.fs(&info),
+            whiteouts: WhiteoutMode::Overlay,
+        })
     }
 
     fn cleanup(&self) -> Result<usize, SnapshotError> {

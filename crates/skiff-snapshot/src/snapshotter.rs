@@ -79,7 +79,10 @@ pub enum ChangeDirs {
     /// Overlay: the upper directory holds exactly the changes, whiteouts in overlay form.
     OverlayUpper(PathBuf),
     /// Full copies: compare the snapshot's tree against its parent's (None: no parent).
-    Compare { lower: Option<PathBuf>, upper: PathBuf },
+    Compare {
+        lower: Option<PathBuf>,
+        upper: PathBuf,
+    },
 }
 
 impl ChangeDirs {
@@ -87,7 +90,10 @@ impl ChangeDirs {
     pub fn as_diff_source(&self) -> DiffSource<'_> {
         match self {
             ChangeDirs::OverlayUpper(upper) => DiffSource::OverlayUpper { upper },
-            ChangeDirs::Compare { lower, upper } => DiffSource::Compare { lower: lower.as_deref(), upper },
+            ChangeDirs::Compare { lower, upper } => DiffSource::Compare {
+                lower: lower.as_deref(),
+                upper,
+            },
         }
     }
 }
@@ -100,7 +106,11 @@ pub enum SnapshotError {
     #[error("snapshot {0} already exists")]
     AlreadyExists(String),
     #[error("snapshot {key} is {kind}, expected {expected}")]
-    WrongKind { key: String, kind: &'static str, expected: &'static str },
+    WrongKind {
+        key: String,
+        kind: &'static str,
+        expected: &'static str,
+    },
     #[error("snapshot {key} cannot be removed: {children} snapshot(s) depend on it")]
     HasChildren { key: String, children: usize },
     #[error("unknown storage driver {0:?} (supported: overlay, vfs)")]
@@ -110,7 +120,10 @@ pub enum SnapshotError {
     #[error("snapshot metadata database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl HasKind for SnapshotError {
@@ -118,8 +131,12 @@ impl HasKind for SnapshotError {
         match self {
             SnapshotError::NotFound(_) => ErrorKind::NotFound,
             SnapshotError::AlreadyExists(_) => ErrorKind::AlreadyExists,
-            SnapshotError::WrongKind { .. } | SnapshotError::HasChildren { .. } => ErrorKind::Conflict,
-            SnapshotError::UnknownDriver(_) | SnapshotError::OverlayUnsupported(_) => ErrorKind::InvalidArgument,
+            SnapshotError::WrongKind { .. } | SnapshotError::HasChildren { .. } => {
+                ErrorKind::Conflict
+            }
+            SnapshotError::UnknownDriver(_) | SnapshotError::OverlayUnsupported(_) => {
+                ErrorKind::InvalidArgument
+            }
             SnapshotError::Sqlite(_) => ErrorKind::Internal,
             SnapshotError::Io { source, .. } => io_kind(source),
         }
@@ -127,7 +144,10 @@ impl HasKind for SnapshotError {
 }
 
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
-    move |source| SnapshotError::Io { path: path.to_owned(), source }
+    move |source| SnapshotError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// The contract every storage driver implements.

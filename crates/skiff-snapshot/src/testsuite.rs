@@ -8,7 +8,9 @@ use crate::mount::{mount_all, unmount_all};
 use crate::snapshotter::{Kind, SnapshotError, Snapshotter};
 
 fn drivers(root: &Path) -> Vec<Box<dyn Snapshotter>> {
-    let mut out: Vec<Box<dyn Snapshotter>> = vec![Box::new(crate::vfs::VfsSnapshotter::open(&root.join("vfs")).unwrap())];
+    let mut out: Vec<Box<dyn Snapshotter>> = vec![Box::new(
+        crate::vfs::VfsSnapshotter::open(&root.join("vfs")).unwrap(),
+    )];
     match crate::open(root, Some("overlay")) {
         Ok(s) => out.push(s),
         Err(e) => eprintln!("skipping overlay driver checks: {e}"),
@@ -43,16 +45,41 @@ fn lifecycle_prepare_commit_view_remove() {
         let target = s.layer_target("a-active").unwrap();
         fs::write(target.dir.join("hello"), "a").unwrap();
         s.commit("a", "a-active").unwrap();
-        assert_eq!(s.stat("a").unwrap().unwrap().kind, Kind::Committed, "{name}");
+        assert_eq!(
+            s.stat("a").unwrap().unwrap().kind,
+            Kind::Committed,
+            "{name}"
+        );
         assert!(s.stat("a-active").unwrap().is_none(), "{name}");
         // A committed snapshot cannot be committed again or prepared under the same key.
-        assert!(matches!(s.commit("x", "a"), Err(SnapshotError::WrongKind { .. })), "{name}");
-        assert!(matches!(s.prepare("a", None), Err(SnapshotError::AlreadyExists(_))), "{name}");
+        assert!(
+            matches!(s.commit("x", "a"), Err(SnapshotError::WrongKind { .. })),
+            "{name}"
+        );
+        assert!(
+            matches!(s.prepare("a", None), Err(SnapshotError::AlreadyExists(_))),
+            "{name}"
+        );
         // Children pin their parent.
         s.prepare("b-active", Some("a")).unwrap();
-        assert!(matches!(s.remove("a"), Err(SnapshotError::HasChildren { .. })), "{name}");
-        assert!(matches!(s.prepare("c", Some("b-active")), Err(SnapshotError::WrongKind { .. })), "{name}");
-        assert!(matches!(s.prepare("d", Some("missing")), Err(SnapshotError::NotFound(_))), "{name}");
+        assert!(
+            matches!(s.remove("a"), Err(SnapshotError::HasChildren { .. })),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                s.prepare("c", Some("b-active")),
+                Err(SnapshotError::WrongKind { .. })
+            ),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                s.prepare("d", Some("missing")),
+                Err(SnapshotError::NotFound(_))
+            ),
+            "{name}"
+        );
         s.remove("b-active").unwrap();
         s.remove("a").unwrap();
         assert!(s.walk().unwrap().is_empty(), "{name}");
@@ -76,7 +103,11 @@ fn child_sees_parent_files_and_its_own() {
         s.commit("c2", "l2").unwrap();
         s.prepare("ctr", Some("c2")).unwrap();
         with_mounted(s.as_ref(), "ctr", |root| {
-            assert_eq!(fs::read_to_string(root.join("base")).unwrap(), "1", "{name}");
+            assert_eq!(
+                fs::read_to_string(root.join("base")).unwrap(),
+                "1",
+                "{name}"
+            );
             assert_eq!(fs::read_to_string(root.join("top")).unwrap(), "2", "{name}");
             fs::write(root.join("new"), "3").unwrap();
             fs::remove_file(root.join("base")).unwrap();
@@ -86,7 +117,10 @@ fn child_sees_parent_files_and_its_own() {
         with_mounted(s.as_ref(), "v", |root| {
             assert!(root.join("base").exists(), "{name}");
             assert!(!root.join("new").exists(), "{name}");
-            assert!(fs::write(root.join("x"), "").is_err(), "{name}: a view must be read-only");
+            assert!(
+                fs::write(root.join("x"), "").is_err(),
+                "{name}: a view must be read-only"
+            );
         });
         assert!(s.usage("ctr").unwrap() >= 1, "{name}");
         for key in ["v", "ctr", "c2", "c1"] {

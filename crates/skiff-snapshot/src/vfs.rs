@@ -14,14 +14,21 @@ pub struct VfsSnapshotter {
 
 impl VfsSnapshotter {
     pub fn open(root: &Path) -> Result<Self, SnapshotError> {
-        Ok(VfsSnapshotter { dirs: SnapshotDirs::open(root)? })
+        Ok(VfsSnapshotter {
+            dirs: SnapshotDirs::open(root)?,
+        })
     }
 
     fn fs(&self, info: &Info) -> PathBuf {
         self.dirs.dir(info.id).join("fs")
     }
 
-    fn create(&self, key: &str, parent: Option<&str>, kind: Kind) -> Result<Vec<Mount>, SnapshotError> {
+    fn create(
+        &self,
+        key: &str,
+        parent: Option<&str>,
+        kind: Kind,
+    ) -> Result<Vec<Mount>, SnapshotError> {
         let (info, chain) = self.dirs.create(key, parent, kind)?;
         if let Some(p) = chain.first() {
             if let Err(e) = copy_tree(&self.fs(p), &self.fs(&info)) {
@@ -35,9 +42,12 @@ impl VfsSnapshotter {
 
     fn mount_of(&self, info: &Info) -> Mount {
         let ro = if info.kind == Kind::View { "ro" } else { "rw" };
-        Mount { kind: "bind".into(), source: self.fs(info), options: vec!["rbind".into(), ro.into()] }
+        Mount {
+            kind: "bind".into(),
+            source: self.fs(info),
+            options: vec!["rbind".into(), ro.into()],
+        }
     }
-
 }
 
 impl Snapshotter for VfsSnapshotter {
@@ -78,7 +88,10 @@ impl Snapshotter for VfsSnapshotter {
     }
 
     fn layer_target(&self, key: &str) -> Result<LayerTarget, SnapshotError> {
-        Ok(LayerTarget { dir: self.fs(&self.dirs.require(key)?), whiteouts: WhiteoutMode::Remove })
+        Ok(LayerTarget {
+            dir: self.fs(&self.dirs.require(key)?),
+            whiteouts: WhiteoutMode::Remove,
+        })
     }
 
     fn cleanup(&self) -> Result<usize, SnapshotError> {
@@ -87,6 +100,9 @@ impl Snapshotter for VfsSnapshotter {
 
     fn changes(&self, key: &str) -> Result<ChangeDirs, SnapshotError> {
         let (info, chain) = self.dirs.with_chain(key)?;
-        Ok(ChangeDirs::Compare { lower: chain.first().map(|p| self.fs(p)), upper: self.fs(&info) })
+        Ok(ChangeDirs::Compare {
+            lower: chain.first().map(|p| self.fs(p)),
+            upper: self.fs(&info),
+        })
     }
 }
