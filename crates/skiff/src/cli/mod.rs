@@ -1,0 +1,154 @@
+//! The command line: docker's commands, flags and output. Each command parses its arguments
+//! into options, calls one operation in `crate::ops`, and prints the result.
+
+pub mod archive;
+pub mod format;
+pub mod history;
+pub mod images;
+pub mod inspect;
+pub mod output;
+pub mod progress;
+pub mod system;
+pub mod tag;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::ops::engine::Engine;
+
+/// A daemonless, Docker-compatible container engine.
+#[derive(Parser, Debug)]
+#[command(name = "skiff", version, disable_help_subcommand = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options that come before the command, as docker's do (`skiff --root DIR images`).
+#[derive(Args, Debug, Clone)]
+pub struct GlobalOptions {
+    /// Root directory of persistent skiff state
+    #[arg(long, env = "SKIFF_ROOT", default_value = "/var/lib/skiff", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Storage driver to use ("overlay" or "vfs"; default: overlay where the kernel supports it)
+    #[arg(long = "storage-driver", env = "SKIFF_STORAGE_DRIVER", value_name = "NAME")]
+    pub storage_driver: Option<String>,
+    /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
+    #[arg(long = "log-level", short = 'l', default_value = "info", value_name = "LEVEL",
+          value_parser = ["debug", "info", "warn", "error", "fatal"])]
+    pub log_level: String,
+    /// Enable debug mode
+    #[arg(long, short = 'D')]
+    pub debug: bool,
+}
+
+impl GlobalOptions {
+    pub fn engine(&self) -> Result<Engine> {
+        if let Some(d) = &self.storage_driver {
+            if !skiff_snapshot::DRIVERS.contains(&d.as_str()) {
+                return Err(crate::ops::error::OpError::invalid(format!(
+                    "unknown storage driver {d:?} (supported: {})",
+                    skiff_snapshot::DRIVERS.join(", ")
+                ))
+                .into());
+            }
+        }
+        Engine::open(&self.root, self.storage_driver.as_deref())
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List images
+    Images(images::ImagesArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(archive::ImportArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(tag::TagArgs),
+    /// Remove one or more images
+    Rmi(tag::RmiArgs),
+    /// Return low-level information on skiff objects
+    Inspect(inspect::InspectArgs),
+    /// Show the history of an image
+    History(history::HistoryArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(archive::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(archive::LoadArgs),
+    /// Display system-wide information
+    Info(system::InfoArgs),
+    /// Show the skiff version information
+    Version(system::VersionArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage skiff
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(images::ImagesArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove")]
+    Rm(tag::RmiArgs),
+    /// Display detailed information on one or more images
+    Inspect(inspect::InspectArgs),
+    /// Show the history of an image
+    History(history::HistoryArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(archive::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(archive::LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(archive::ImportArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(tag::TagArgs),
+    /// Remove unused images
+    Prune(tag::PruneArgs),
+    /// Mount an image's root filesystem read-only and print the mountpoint
+    Mount(tag::MountArgs),
+    /// Unmount an image mounted with `image mount`
+    #[command(visible_alias = "umount")]
+    Unmount(tag::MountArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// Show skiff disk usage
+    Df(system::DfArgs),
+    /// Display system-wide information
+    Info(system::InfoArgs),
+    /// Remove unused data
+    Prune(system::PruneArgs),
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(g, a),
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => archive::run_import(g, a),
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag::run_tag(g, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => tag::run_rmi(g, a),
+        Command::Inspect(a) => inspect::run(g, a, false),
+        Command::Image(ImageCommand::Inspect(a)) => inspect::run(g, a, true),
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(g, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => archive::run_save(g, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => archive::run_load(g, a),
+        Command::Image(ImageCommand::Prune(a)) => tag::run_prune(g, a),
+        Command::Image(ImageCommand::Mount(a)) => tag::run_mount(g, a),
+        Command::Image(ImageCommand::Unmount(a)) => tag::run_unmount(g, a),
+        Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::run_info(g, a),
+        Command::Version(a) => system::run_version(g, a),
+        Command::System(SystemCommand::Df(a)) => system::run_df(g, a),
+        Command::System(SystemCommand::Prune(a)) => system::run_prune(g, a),
+    }
+}

@@ -1,0 +1,208 @@
+//! `skiff info`, `version`, `system df`, `system prune`.
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+
+use super::format::{bytes_size, human_size, Template};
+use super::output::{confirm, print_rows};
+use super::GlobalOptions;
+use crate::ops::rmi::RmiEvent;
+
+/// The Docker Engine API version whose behaviour skiff follows.
+pub const API_VERSION: &str = "1.41";
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Format the output using the given Go template
+    #[arg(short, long, value_name = "string")]
+    pub format: Option<String>,
+}
+
+fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_owned()))
+        })
+        .unwrap_or_else(|| "Linux".to_owned())
+}
+
+fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+pub fn run_info(g: &GlobalOptions, a: InfoArgs) -> Result<()> {
+    let engine = g.engine()?;
+    let driver = engine.snapshotter()?.driver();
+    let images = engine.meta.images()?.len();
+    let uname = rustix::system::uname();
+    let info = json!({
+        "ID": "",
+        "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+        "Images": images,
+        "Driver": driver,
+        "DriverStatus": [["Backing Filesystem", backing_fs(engine.root())]],
+        "LoggingDriver": "json-file",
+        "KernelVersion": uname.release().to_string_lossy(),
+        "OperatingSystem": os_name(),
+        "OSType": "linux",
+        "Architecture": std::env::consts::ARCH,
+        "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "MemTotal": mem_total(),
+        "DockerRootDir": engine.root().display().to_string(),
+        "Name": uname.nodename().to_string_lossy(),
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "Debug": g.debug,
+    });
+    if let Some(f) = &a.format {
+        println!("{}", Template::parse(f)?.execute(&info)?);
+        return Ok(());
+    }
+    println!("Client:");
+    println!(" Context:    default");
+    println!(" Debug Mode: {}", g.debug);
+    println!();
+    println!("Server:");
+    println!(" Containers: 0");
+    println!("  Running: 0");
+    println!("  Paused: 0");
+    println!("  Stopped: 0");
+    println!(" Images: {images}");
+    println!(" Server Version: {}", env!("CARGO_PKG_VERSION"));
+    println!(" Storage Driver: {driver}");
+    println!("  Backing Filesystem: {}", backing_fs(engine.root()));
+    println!(" Logging Driver: json-file");
+    println!(" Kernel Version: {}", info["KernelVersion"].as_str().unwrap_or_default());
+    println!(" Operating System: {}", info["OperatingSystem"].as_str().unwrap_or_default());
+    println!(" OSType: linux");
+    println!(" Architecture: {}", std::env::consts::ARCH);
+    println!(" CPUs: {}", info["NCPU"]);
+    println!(" Total Memory: {}", bytes_size(mem_total()));
+    println!(" Name: {}", info["Name"].as_str().unwrap_or_default());
+    println!(" Docker Root Dir: {}", engine.root().display());
+    println!(" Debug Mode: {}", g.debug);
+    Ok(())
+}
+
+/// The filesystem type under the root, named as docker names it ("extfs", "xfs", ...).
+fn backing_fs(root: &std::path::Path) -> &'static str {
+    match rustix::fs::statfs(root) {
+        Ok(s) => match s.f_type as u64 {
+            0xEF53 => "extfs",
+            0x5846_5342 => "xfs",
+            0x9123_683E => "btrfs",
+            0x0102_1994 => "tmpfs",
+            0x794C_7630 => "overlayfs",
+            0x2FC1_2FC1 => "zfs",
+            _ => "<unknown>",
+        },
+        Err(_) => "<unknown>",
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct VersionArgs {
+    /// Format the output using the given Go template
+    #[arg(short, long, value_name = "string")]
+    pub format: Option<String>,
+}
+
+pub fn run_version(_g: &GlobalOptions, a: VersionArgs) -> Result<()> {
+    let arch = skiff_image::spec::Platform::host().architecture;
+    let v = json!({
+        "Client": {
+            "Platform": { "Name": "skiff" },
+            "Version": env!("CARGO_PKG_VERSION"),
+            "ApiVersion": API_VERSION,
+            "DefaultAPIVersion": API_VERSION,
+            "Os": "linux",
+            "Arch": arch,
+            "Context": "default",
+        }
+    });
+    if let Some(f) = &a.format {
+        println!("{}", Template::parse(f)?.execute(&v)?);
+        return Ok(());
+    }
+    println!("Client:");
+    println!(" Version:           {}", env!("CARGO_PKG_VERSION"));
+    println!(" API version:       {API_VERSION}");
+    println!(" OS/Arch:           linux/{arch}");
+    println!(" Context:           default");
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct DfArgs {
+    /// Pretty-print images using a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+}
+
+fn reclaimable(bytes: u64, total: u64) -> String {
+    if total == 0 {
+        return human_size(bytes);
+    }
+    format!("{} ({}%)", human_size(bytes), bytes * 100 / total)
+}
+
+pub fn run_df(g: &GlobalOptions, a: DfArgs) -> Result<()> {
+    let engine = g.engine()?;
+    let du = crate::ops::df::disk_usage(&engine)?;
+    let rows = vec![
+        json!({"Type": "Images", "TotalCount": du.images.to_string(), "Active": du.active_images.to_string(),
+               "Size": human_size(du.images_size), "Reclaimable": reclaimable(du.reclaimable, du.images_size)}),
+        json!({"Type": "Containers", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+    ];
+    let headers = json!({"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"});
+    print_rows(a.format.as_deref(), "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}", &headers, &rows)
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Remove all unused images not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Prune volumes
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+pub fn run_prune(g: &GlobalOptions, a: PruneArgs) -> Result<()> {
+    let images_line = if a.all { "  - all images without at least one container associated to them" } else { "  - all dangling images" };
+    let warning = format!(
+        "WARNING! This will remove:\n  - all stopped containers\n{}{images_line}\n  - all dangling build cache\n",
+        if a.volumes { "  - all volumes not used by at least one container\n" } else { "" }
+    );
+    if !a.force && !confirm(&format!("{warning}\nAre you sure you want to continue?"))? {
+        return Ok(());
+    }
+    let engine = g.engine()?;
+    let report = crate::ops::prune::prune_images(&engine, a.all)?;
+    if !report.events.is_empty() {
+        println!("Deleted Images:");
+        for e in &report.events {
+            match e {
+                RmiEvent::Untagged(t) => println!("untagged: {t}"),
+                RmiEvent::Deleted(id) => println!("deleted: {id}"),
+            }
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size(report.reclaimed));
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! `skiff rmi`: untag and delete images with docker's rules for what needs `-f` and what
+//! cannot be forced at all.
+
+use anyhow::Result;
+use skiff_image::store::ImageRecord;
+
+use super::engine::Engine;
+use super::error::OpError;
+use super::gc::collect_garbage;
+use super::resolve::{self, familiar};
+
+/// What `rmi` did, in the order docker prints it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RmiEvent {
+    Untagged(String),
+    Deleted(String),
+}
+
+/// A container that uses an image, as far as `rmi` needs to know.
+pub struct ContainerUse {
+    pub id: String,
+    pub running: bool,
+}
+
+/// Containers created from `image`. This store has no container table yet (containers come
+/// with their own issue); the check is wired here so that `rmi` refuses in-use images as soon
+/// as containers exist.
+pub fn containers_using(_engine: &Engine, _image: &ImageRecord) -> Result<Vec<ContainerUse>> {
+    Ok(Vec::new())
+}
+
+pub fn remove_image(engine: &Engine, input: &str, force: bool) -> Result<Vec<RmiEvent>> {
+    let found = resolve::require(engine, input)?;
+    let image = found.image;
+    let short = image.id.short().to_owned();
+    let mut events = Vec::new();
+    let tags = engine.meta.tags_of(&image.id)?;
+    let digests = engine.meta.repo_digests_of(&image.id)?;
+    let users = containers_using(engine, &image)?;
+
+    if let Some(reference) = found.reference {
+        // By name: untag just that name, and delete the image only if nothing else names it.
+        let name = reference.to_string();
+        let others = tags.iter().chain(digests.iter()).filter(|t| **t != name).count();
+        if others == 0 && !force {
+            if let Some(c) = users.first() {
+                return Err(OpError::conflict(format!(
+                    "conflict: unable to remove repository reference \"{input}\" (must force) - container {} is using its referenced image {short}",
+                    &c.id[..12.min(c.id.len())]
+                ))
+                .into());
+            }
+        }
+        if !engine.meta.untag(&name)? {
+            // A name@digest reference.
+            engine.meta.write()?.execute("DELETE FROM repo_digests WHERE name = ?1", [&name])?;
+        }
+        events.push(RmiEvent::Untagged(reference.familiar_string()));
+        if others > 0 {
+            return Ok(events);
+        }
+    } else {
+        let references = tags.len() + digests.len();
+        if references > 1 && !force {
+            return Err(OpError::conflict(format!(
+                "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
+            ))
+            .into());
+        }
+    }
+    if !engine.meta.children(&image.id)?.is_empty() {
+        if events.is_empty() {
+            return Err(OpError::conflict(format!(
+                "conflict: unable to delete {short} (cannot be forced) - image has dependent child images"
+            ))
+            .into());
+        }
+        // Untagged but kept: it is the parent of other images.
+        return Ok(events);
+    }
+    if let Some(c) = users.iter().find(|c| c.running) {
+        return Err(OpError::conflict(format!(
+            "conflict: unable to delete {short} (cannot be forced) - image is being used by running container {}",
+            &c.id[..12.min(c.id.len())]
+        ))
+        .into());
+    }
+    if let Some(c) = users.first() {
+        if !force {
+            return Err(OpError::conflict(format!(
+                "conflict: unable to delete {short} (must be forced) - image is being used by stopped container {}",
+                &c.id[..12.min(c.id.len())]
+            ))
+            .into());
+        }
+    }
+    for t in tags.iter().chain(digests.iter()) {
+        if events.iter().any(|e| *e == RmiEvent::Untagged(familiar(t))) {
+            continue;
+        }
+        events.push(RmiEvent::Untagged(familiar(t)));
+    }
+    engine.meta.delete_image(&image.id)?;
+    events.push(RmiEvent::Deleted(image.id.to_string()));
+    collect_garbage(engine)?;
+    Ok(events)
+}

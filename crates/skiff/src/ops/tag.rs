@@ -1,0 +1,31 @@
+//! `skiff tag SOURCE TARGET`.
+
+use anyhow::Result;
+use skiff_image::reference::{is_full_hex_id, Reference};
+
+use super::engine::Engine;
+use super::error::OpError;
+use super::resolve;
+
+/// Parses a reference the user wants to create (a tag target, an import name), refusing
+/// digests and 64-hex names as docker does.
+pub fn parse_new_tag(target: &str) -> Result<Reference> {
+    if is_full_hex_id(target) {
+        return Err(OpError::invalid(format!(
+            "invalid repository name ({target}), cannot specify 64-byte hexadecimal strings"
+        ))
+        .into());
+    }
+    let reference = Reference::parse_normalized_tagged(target)?;
+    if reference.digest().is_some() {
+        return Err(OpError::invalid("refusing to create a tag with a digest reference").into());
+    }
+    Ok(reference)
+}
+
+pub fn tag(engine: &Engine, source: &str, target: &str) -> Result<()> {
+    let target = parse_new_tag(target)?;
+    let image = resolve::require(engine, source)?.image;
+    engine.meta.tag(&target.to_string(), &image.id)?;
+    Ok(())
+}
