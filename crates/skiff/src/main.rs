@@ -12,7 +12,9 @@ fn main() -> ExitCode {
         Err(e) => {
             use clap::error::ErrorKind;
             return match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                     let _ = e.print();
                     ExitCode::SUCCESS
                 }
@@ -24,9 +26,18 @@ fn main() -> ExitCode {
             };
         }
     };
-    let level = if cli.global.debug { "debug" } else { cli.global.log_level.as_str() };
+    let level = if cli.global.debug {
+        "debug"
+    } else {
+        cli.global.log_level.as_str()
+    };
     let level = if level == "fatal" { "error" } else { level };
-    env_logger::Builder::new().parse_filters(&format!("skiff={level},skiff_image={level},skiff_snapshot={level}")).format_timestamp(None).init();
+    env_logger::Builder::new()
+        .parse_filters(&format!(
+            "skiff={level},skiff_image={level},skiff_snapshot={level}"
+        ))
+        .format_timestamp(None)
+        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

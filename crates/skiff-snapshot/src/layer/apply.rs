@@ -11,6 +11,8 @@ use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use skiff_image::digest::HashingReader;
+
+use super::padding::TarEofPadding;
 use skiff_image::Digest;
 
 use super::compression::{decompressing_reader, Compression};
@@ -58,10 +60,13 @@ pub struct ApplyStats {
 /// Applies the layer blob read from `reader` (plain tar, gzip, zstd, bzip2 or xz, detected)
 /// to `target`, which must exist.
 ///
-/// Every path is confined to `target`: an entry whose `..` leaves it, or whose parent
-/// directories go through a symlink, is refused with an error naming the entry (see
-/// `layer::path`). Entries applied before such an error stay in place: the caller discards
-/// the whole snapshot.
+/// Every path is confined to `target`, as if the layer were applied in a chroot of it: an
+/// entry whose `..` leaves it is refused, and symlinks among an entry's parent directories
+/// are followed relative to `target` (an absolute target restarts there, `..` stops there),
+/// so `lib/x` on a `lib -> usr/lib` tree writes `usr/lib/x`, and nothing is ever written
+/// outside. A symlink loop or a dangling symlink among the parents is refused with an error
+/// naming the entry (see `layer::path`). Entries applied before such an error stay in place:
+/// the caller discards the whole snapshot.
 pub fn apply_layer(
     reader: impl Read,
     target: &Path,
@@ -78,7 +83,8 @@ pub fn apply_layer(
     let mode = opts.whiteouts;
 
     let entries = std::thread::scope(|s| {
-        let worker = s.spawn(move || unpack(ChannelReader::new(rx), target, mode));
+        let worker =
+            s.spawn(move || unpack(TarEofPadding::new(ChannelReader::new(rx)), target, mode));
         let pumped = pump(&mut tar, &tx);
         drop(tx);
         // The unpacker's error comes first: it explains a failed pump too, and when it failed

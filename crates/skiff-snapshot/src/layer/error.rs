@@ -11,13 +11,20 @@ pub enum LayerError {
     /// A `..` in the entry's path (or hardlink target) climbs above the root.
     #[error("layer entry {entry:?}: path escapes the root")]
     PathEscapes { entry: String },
-    /// A directory on the way to the entry is a symlink: following it could write anywhere.
-    #[error("layer entry {entry:?}: parent {parent:?} is a symlink")]
-    SymlinkInPath { entry: String, parent: String },
+    /// Resolving the entry's parent directories (symlinks followed inside the root) took more
+    /// than 40 symlinks: a loop.
+    #[error("layer entry {entry:?}: parent {parent:?}: too many levels of symbolic links")]
+    SymlinkLoop { entry: String, parent: String },
+    /// A parent directory of the entry is a symlink whose target (resolved inside the root)
+    /// does not exist: directories are not created through it, as docker does not.
+    #[error(
+        "layer entry {entry:?}: parent {parent:?} is a dangling symlink (resolved inside the root)"
+    )]
+    DanglingSymlink { entry: String, parent: String },
     /// A component on the way to the entry exists and is not a directory.
     #[error("layer entry {entry:?}: parent {parent:?} is not a directory")]
     NotADirectory { entry: String, parent: String },
-    /// A hardlink whose target escapes the root, goes through a symlink, or does not exist.
+    /// A hardlink whose target escapes the root, does not exist, or is a directory.
     #[error("layer entry {entry:?}: hardlink target {target:?}: {reason}")]
     BadHardlink {
         entry: String,
@@ -66,7 +73,8 @@ impl HasKind for LayerError {
     fn kind(&self) -> ErrorKind {
         match self {
             LayerError::PathEscapes { .. }
-            | LayerError::SymlinkInPath { .. }
+            | LayerError::SymlinkLoop { .. }
+            | LayerError::DanglingSymlink { .. }
             | LayerError::NotADirectory { .. }
             | LayerError::BadHardlink { .. }
             | LayerError::InvalidEntry { .. }

@@ -3,8 +3,8 @@
 //! Where to start reading:
 //! - [`apply`]: [`apply_layer`] reads a (compressed) layer blob into a directory, hashing the
 //!   tar for its diff_id on the way; `unpack` creates the entries, `path` keeps them inside
-//!   the target (no `..` escapes, no writes through symlinks), `attrs` sets owners, modes,
-//!   xattrs and times.
+//!   the target (no `..` escapes, symlinks followed as in a chroot of the target), `attrs`
+//!   sets owners, modes, xattrs and times.
 //! - [`diff`]: [`write_layer`] turns an overlay upper directory, or two full trees, into a
 //!   deterministic tar with whiteouts; `tarwrite` is its header writer.
 //! - [`compression`]: gzip / zstd / bzip2 / xz detection, decompression and compression
@@ -19,6 +19,7 @@ mod attrs;
 pub mod compression;
 pub mod diff;
 pub mod error;
+mod padding;
 mod pargz;
 mod path;
 mod tarwrite;
@@ -32,6 +33,7 @@ pub use apply::{apply_layer, ApplyOptions, ApplyStats, WhiteoutMode};
 pub use compression::{compressing_writer, decompressing_reader, detect, Compression, FinishWrite};
 pub use diff::{write_layer, DiffOptions, DiffSource, DiffStats};
 pub use error::LayerError;
+pub use padding::TarEofPadding;
 
 /// Prefix of a whiteout entry's name.
 pub const WHITEOUT_PREFIX: &[u8] = b".wh.";

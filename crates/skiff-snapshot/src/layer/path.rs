@@ -1,15 +1,27 @@
 //! Confinement of tar entry paths to the target directory.
 //!
-//! A layer is untrusted input. Two classic escapes are refused here:
-//! - `..` climbing above the root (`../../etc/cron.d/x`, CVE-2019-14271-style archives): paths
-//!   are cleaned lexically, and one whose `..` would leave the root is an error.
-//! - a symlink planted by an earlier entry and then written through (`a -> /etc`, then
-//!   `a/passwd`; CVE-2018-15664 and the docker cp / moby breakout family): parents are opened
-//!   one component at a time with `openat(O_NOFOLLOW | O_DIRECTORY)` starting from an fd of
-//!   the root, so no symlink is ever followed on the way to an entry, wherever it points.
+//! A layer is untrusted input, applied the way docker applies it inside a chroot of the
+//! target: symlinks on the way to an entry are followed, but can never lead outside the root.
+//! - `..` in an entry's name is applied lexically first, and a name whose `..` would climb
+//!   above the root (`../../etc/cron.d/x`, CVE-2019-14271-style archives) is an error.
+//! - The parent directories of an entry (and of a hardlink's target) are then opened one
+//!   component at a time with `openat(O_NOFOLLOW | O_DIRECTORY)` starting from an fd of the
+//!   root, so the kernel never follows a symlink. A symlink found on the way is read
+//!   (`readlinkat`) and its target walked the same way, relative to the layer root rather than
+//!   the host's: an absolute target restarts at the root, and `..` never climbs above it (as
+//!   `openat2(RESOLVE_IN_ROOT)` and `filepath-securejoin` do). A symlink planted by an
+//!   earlier entry (`a -> /etc`, then `a/passwd`; CVE-2018-15664 and the docker cp / moby
+//!   breakout family) thus leads to `<root>/etc/passwd`, never to the host's. More than
+//!   [`MAX_SYMLINKS`] symlinks in one resolution is a loop, and an error.
+//! - The last component of an entry is never followed: an entry replaces a symlink at its
+//!   path, it does not write through it.
 //!
 //! Entries are then created relative to the parent's fd (`mkdirat`, `openat`, `mknodat`,
 //! `linkat`...), never through a path string the kernel would resolve again.
+//!
+//! `openat2(RESOLVE_IN_ROOT)` would resolve a whole path in one call, but the walk is needed
+//! anyway: it creates the missing parents, names the component at fault in errors, and keeps
+//! the chain of directory fds that consecutive entries share.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -19,6 +31,10 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::error::LayerError;
 use super::tarwrite::lossy;
+
+/// Symlinks followed at most while resolving one path: Linux's `MAXSYMLINKS`, beyond which
+/// path resolution fails with `ELOOP`.
+pub(crate) const MAX_SYMLINKS: usize = 40;
 
 /// Cleans a tar path into its components: empty and `.` components dropped, `..` applied,
 /// a leading `/` ignored (absolute paths are relative to the root). `None` if a `..` climbs
@@ -47,15 +63,24 @@ fn open_dir(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?)
 }
 
-/// Opens directories below a root without following symlinks, keeping the fds of the last
-/// directory chain: tar entries come mostly in tree order, so consecutive entries share it.
+/// Opens directories below a root, following symlinks inside the root only (see the module
+/// documentation), and keeps the fds of the last directory chain: tar entries come mostly in
+/// tree order, so consecutive entries share it.
 ///
-/// The cache stays valid without invalidation: after [`Resolver::dir`] it holds exactly the
-/// chain to the directory returned, and callers only ever remove or replace entries *inside*
-/// that directory, never a directory of the chain itself.
+/// The chain is only reused when it was resolved without following a symlink. Then every fd
+/// of it is the directory at its very path, and the cache stays valid without invalidation:
+/// after [`Resolver::dir`] it holds exactly the chain to the directory returned, and callers
+/// only ever remove or replace entries *inside* that directory, never an ancestor of it. A
+/// chain that went through a symlink could have gone through what the caller then changes
+/// (`x -> d/e/..`, then an entry replacing `d/e`), so the next path is resolved afresh.
 pub(crate) struct Resolver {
     root: OwnedFd,
-    stack: Vec<(Vec<u8>, OwnedFd)>,
+    /// The directories from the root (excluded) to the last one resolved.
+    fds: Vec<OwnedFd>,
+    /// The names of `fds`, when `reusable`.
+    names: Vec<Vec<u8>>,
+    /// The last resolution followed no symlink: `names` and `fds` match the path.
+    reusable: bool,
 }
 
 impl Resolver {
@@ -64,7 +89,9 @@ impl Resolver {
         let root = rustix::fs::open(root, flags, Mode::empty())?;
         Ok(Resolver {
             root,
-            stack: Vec::new(),
+            fds: Vec::new(),
+            names: Vec::new(),
+            reusable: true,
         })
     }
 
@@ -73,88 +100,152 @@ impl Resolver {
         self.root.as_fd()
     }
 
-    /// Opens the directory `dirs` (components below the root). A missing component is created
-    /// (mode 0755, root-owned, as docker does) when `create` is set; otherwise `Ok(None)`.
-    /// A symlink or non-directory on the way is an error naming `entry`.
+    /// Opens the directory `dirs` (cleaned components below the root), following symlinks
+    /// inside the root. A missing component of `dirs` itself is created (mode 0755,
+    /// root-owned, as docker does) when `create` is set; otherwise, or when what is missing is
+    /// the target of a symlink, `Ok(None)` without `create`. Errors name `entry` and the
+    /// component of `dirs` at fault: a non-directory, a symlink loop, a dangling symlink (when
+    /// creating: docker does not create directories through one either).
     pub fn dir(
         &mut self,
         dirs: &[&[u8]],
         create: bool,
         entry: &str,
     ) -> Result<Option<BorrowedFd<'_>>, LayerError> {
-        let common = self
-            .stack
-            .iter()
-            .zip(dirs)
-            .take_while(|((name, _), comp)| name.as_slice() == **comp)
-            .count();
-        self.stack.truncate(common);
-        for (i, comp) in dirs.iter().enumerate().skip(common) {
-            let cur = self
-                .stack
-                .last()
-                .map_or(self.root.as_fd(), |(_, fd)| fd.as_fd());
-            let fd = match open_dir(cur, comp) {
-                Ok(fd) => fd,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if !create {
-                        return Ok(None);
-                    }
-                    let op_err = |op, source| LayerError::Entry {
-                        entry: entry.to_owned(),
-                        op,
-                        source,
-                    };
-                    match rustix::fs::mkdirat(cur, *comp, Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                        Err(e) => return Err(op_err("create parent directory", e.into())),
-                    }
-                    let fd = open_dir(cur, comp).map_err(|e| op_err("open parent directory", e))?;
-                    // The umask may have taken bits away.
-                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o755))
-                        .map_err(|e| op_err("chmod parent directory", e.into()))?;
-                    fd
-                }
-                Err(e) => return Err(classify(cur, comp, e, &dirs[..=i], entry)),
+        let common = if self.reusable {
+            self.names
+                .iter()
+                .zip(dirs)
+                .take_while(|(name, comp)| name.as_slice() == **comp)
+                .count()
+        } else {
+            0
+        };
+        self.fds.truncate(common);
+        self.names.truncate(common);
+        // Until the walk completes: an error leaves the chain partial.
+        self.reusable = false;
+        let parent = |at: usize| lossy(&join(&dirs[..=at]));
+
+        // Components of symlink targets still to walk, the next one last.
+        let mut pending: Vec<Vec<u8>> = Vec::new();
+        let mut next = common;
+        // The component of `dirs` being resolved (through the symlinks it leads to).
+        let mut at = common;
+        let mut hops = 0;
+        loop {
+            let owned;
+            let (comp, from_link): (&[u8], bool) = if let Some(c) = pending.pop() {
+                owned = c;
+                (&owned, true)
+            } else if let Some(c) = dirs.get(next) {
+                at = next;
+                next += 1;
+                (c, false)
+            } else {
+                break;
             };
-            self.stack.push((comp.to_vec(), fd));
+            if from_link {
+                match comp {
+                    b"" | b"." => continue,
+                    // In the root, `..` is the root: the chain never climbs above it.
+                    b".." => {
+                        self.fds.pop();
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            let cur = self.fds.last().map_or(self.root.as_fd(), AsFd::as_fd);
+            let err = match open_dir(cur, comp) {
+                Ok(fd) => {
+                    self.fds.push(fd);
+                    if hops == 0 {
+                        self.names.push(comp.to_vec());
+                    }
+                    continue;
+                }
+                Err(e) => e,
+            };
+            if err.kind() == io::ErrorKind::NotFound {
+                if !create {
+                    self.reusable = hops == 0;
+                    return Ok(None);
+                }
+                if from_link {
+                    return Err(LayerError::DanglingSymlink {
+                        entry: entry.to_owned(),
+                        parent: parent(at),
+                    });
+                }
+                let fd = create_dir(cur, comp, entry)?;
+                self.fds.push(fd);
+                if hops == 0 {
+                    self.names.push(comp.to_vec());
+                }
+                continue;
+            }
+            let ft = match rustix::fs::statat(cur, comp, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => FileType::from_raw_mode(st.st_mode),
+                Err(_) => FileType::Unknown,
+            };
+            match ft {
+                FileType::Symlink => {
+                    hops += 1;
+                    if hops > MAX_SYMLINKS {
+                        return Err(LayerError::SymlinkLoop {
+                            entry: entry.to_owned(),
+                            parent: parent(at),
+                        });
+                    }
+                    let target = rustix::fs::readlinkat(cur, comp, Vec::new())
+                        .map_err(|e| LayerError::Entry {
+                            entry: entry.to_owned(),
+                            op: "read parent symlink",
+                            source: e.into(),
+                        })?
+                        .into_bytes();
+                    if target.starts_with(b"/") {
+                        self.fds.clear();
+                    }
+                    pending.extend(target.split(|&b| b == b'/').rev().map(<[u8]>::to_vec));
+                }
+                FileType::Directory | FileType::Unknown => {
+                    return Err(LayerError::Entry {
+                        entry: entry.to_owned(),
+                        op: "open parent directory",
+                        source: err,
+                    })
+                }
+                _ => {
+                    return Err(LayerError::NotADirectory {
+                        entry: entry.to_owned(),
+                        parent: parent(at),
+                    })
+                }
+            }
         }
-        Ok(Some(
-            self.stack
-                .last()
-                .map_or(self.root.as_fd(), |(_, fd)| fd.as_fd()),
-        ))
+        self.reusable = hops == 0;
+        Ok(Some(self.fds.last().map_or(self.root.as_fd(), AsFd::as_fd)))
     }
 }
 
-/// Turns a failed `openat(O_NOFOLLOW | O_DIRECTORY)` into the error a user understands.
-fn classify(
-    dir: BorrowedFd<'_>,
-    name: &[u8],
-    err: io::Error,
-    parent: &[&[u8]],
-    entry: &str,
-) -> LayerError {
-    let parent = lossy(&join(parent));
-    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
-            LayerError::SymlinkInPath {
-                entry: entry.to_owned(),
-                parent,
-            }
-        }
-        Ok(st) if FileType::from_raw_mode(st.st_mode) != FileType::Directory => {
-            LayerError::NotADirectory {
-                entry: entry.to_owned(),
-                parent,
-            }
-        }
-        _ => LayerError::Entry {
-            entry: entry.to_owned(),
-            op: "open parent directory",
-            source: err,
-        },
+/// Creates the missing parent directory `name` in `dir` and opens it.
+fn create_dir(dir: BorrowedFd<'_>, name: &[u8], entry: &str) -> Result<OwnedFd, LayerError> {
+    let op_err = |op, source| LayerError::Entry {
+        entry: entry.to_owned(),
+        op,
+        source,
+    };
+    match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o755)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(op_err("create parent directory", e.into())),
     }
+    let fd = open_dir(dir, name).map_err(|e| op_err("open parent directory", e))?;
+    // The umask may have taken bits away.
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o755))
+        .map_err(|e| op_err("chmod parent directory", e.into()))?;
+    Ok(fd)
 }
 
 /// What is at `name` in `dir`, without following a symlink. `None` if nothing is.
@@ -224,27 +315,103 @@ mod tests {
         assert_eq!(c("/.."), None);
     }
 
+    /// The inode of the directory the resolver returns for `dirs`, `None` if it has none.
+    fn ino(r: &mut Resolver, dirs: &[&[u8]], create: bool) -> Option<u64> {
+        let fd = r.dir(dirs, create, "e").unwrap()?;
+        Some(rustix::fs::fstat(fd).unwrap().st_ino)
+    }
+
+    fn ino_of(p: &Path) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        Some(fs::symlink_metadata(p).unwrap().ino())
+    }
+
     #[test]
-    fn resolver_refuses_symlinks_and_files_on_the_way() {
+    fn resolver_follows_symlinks_inside_the_root() {
+        use std::os::unix::fs::symlink;
         let t = tempfile::tempdir().unwrap();
-        fs::create_dir_all(t.path().join("a/b")).unwrap();
-        std::os::unix::fs::symlink("/etc", t.path().join("l")).unwrap();
-        std::os::unix::fs::symlink("a", t.path().join("rel")).unwrap();
-        fs::write(t.path().join("f"), "").unwrap();
-        let mut r = Resolver::open(t.path()).unwrap();
-        assert!(r.dir(&[b"a", b"b"], false, "e").unwrap().is_some());
-        assert!(r.dir(&[b"a", b"missing"], false, "e").unwrap().is_none());
+        let outside = t.path().join("outside");
+        fs::create_dir_all(outside.join("sub")).unwrap();
+        let root = t.path().join("root");
+        let p = |s: &str| root.join(s);
+        fs::create_dir_all(p("a/b")).unwrap();
+        fs::create_dir_all(p("usr/lib")).unwrap();
+        symlink("usr/lib", p("lib")).unwrap();
+        symlink("a", p("rel")).unwrap();
+        symlink("/a/b", p("abs")).unwrap();
+        symlink("../../../../a", p("a/b/up")).unwrap();
+        symlink("b/../../rel/.//b/", p("a/twisty")).unwrap();
+        symlink(&outside, p("out")).unwrap();
+        symlink("missing/dir", p("dangling")).unwrap();
+        fs::write(p("f"), "").unwrap();
+        symlink("f", p("to-file")).unwrap();
+        let mut r = Resolver::open(&root).unwrap();
+
+        assert_eq!(ino(&mut r, &[b"a", b"b"], false), ino_of(&p("a/b")));
+        assert_eq!(ino(&mut r, &[b"a", b"missing"], false), None);
+        assert_eq!(ino(&mut r, &[b"lib"], false), ino_of(&p("usr/lib")));
+        assert_eq!(ino(&mut r, &[b"rel", b"b"], false), ino_of(&p("a/b")));
+        assert_eq!(ino(&mut r, &[b"abs"], false), ino_of(&p("a/b")));
+        // `..` stops at the root; so does an absolute target (re-rooted).
+        assert_eq!(ino(&mut r, &[b"a", b"b", b"up"], false), ino_of(&p("a")));
+        assert_eq!(ino(&mut r, &[b"a", b"twisty"], false), ino_of(&p("a/b")));
+        assert_eq!(ino(&mut r, &[b"out", b"sub"], false), None);
+        // Missing directories are created below a symlink, not in place of its target.
+        assert_eq!(
+            ino(&mut r, &[b"lib", b"new"], true),
+            ino_of(&p("usr/lib/new"))
+        );
+        assert_eq!(ino(&mut r, &[b"dangling"], false), None);
         for (dirs, want) in [
-            (&[&b"l"[..]][..], "symlink"),
-            (&[b"rel", b"b"], "symlink"),
-            (&[b"f"], "not a directory"),
+            (
+                &[&b"out"[..], b"sub"][..],
+                "parent \"out\" is a dangling symlink",
+            ),
+            (
+                &[b"dangling", b"x"],
+                "parent \"dangling\" is a dangling symlink",
+            ),
+            (&[b"f"], "parent \"f\" is not a directory"),
+            (&[b"to-file", b"x"], "parent \"to-file\" is not a directory"),
         ] {
             let err = r.dir(dirs, true, "x/y").unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
             assert!(err.starts_with("layer entry \"x/y\""), "{err}");
         }
+        // The chain cached after a symlink is not reused for a path it no longer matches.
+        assert_eq!(ino(&mut r, &[b"usr", b"lib"], false), ino_of(&p("usr/lib")));
+        assert_eq!(ino(&mut r, &[b"a"], false), ino_of(&p("a")));
         assert!(r.dir(&[b"n", b"m"], true, "e").unwrap().is_some());
-        assert!(t.path().join("n/m").is_dir());
+        assert!(p("n/m").is_dir());
+        assert!(!outside.join("sub/m").exists());
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn resolver_stops_after_40_symlinks() {
+        use std::os::unix::fs::symlink;
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir(t.path().join("d")).unwrap();
+        // l0 -> l1 -> ... -> l40 -> d: 41 symlinks from l0, 40 from l1.
+        for i in 0..=MAX_SYMLINKS {
+            let next = if i == MAX_SYMLINKS {
+                "d".to_owned()
+            } else {
+                format!("l{}", i + 1)
+            };
+            symlink(next, t.path().join(format!("l{i}"))).unwrap();
+        }
+        symlink("self/x", t.path().join("self")).unwrap();
+        symlink("/d/../pong", t.path().join("ping")).unwrap();
+        symlink("ping", t.path().join("pong")).unwrap();
+        let mut r = Resolver::open(t.path()).unwrap();
+        let d = ino_of(&t.path().join("d"));
+        assert_eq!(ino(&mut r, &[b"l1"], true), d);
+        for dirs in [&[&b"l0"[..]][..], &[b"self"], &[b"ping", b"d"]] {
+            let err = r.dir(dirs, true, "x/y").unwrap_err().to_string();
+            assert!(err.starts_with("layer entry \"x/y\": parent"), "{err}");
+            assert!(err.ends_with("too many levels of symbolic links"), "{err}");
+        }
     }
 
     #[test]

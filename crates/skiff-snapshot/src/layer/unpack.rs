@@ -1,10 +1,11 @@
 //! Creating the entries of a tar in a directory: the unpacking thread of [`super::apply`].
 //!
-//! Every entry is created relative to an fd of its parent, opened by [`Resolver`] without
-//! following symlinks. What exists at the entry's path is replaced as docker does: a directory
-//! over a directory only gets new metadata, anything else is removed first. Metadata is set by
-//! [`super::attrs`]; directory times only at the very end, once nothing more is created inside
-//! them.
+//! Every entry is created relative to an fd of its parent, opened by [`Resolver`], which
+//! follows symlinks inside the root only (as in docker's chroot); the entry's own last
+//! component is never followed. What exists at the entry's path is replaced as docker does:
+//! a directory over a directory only gets new metadata, anything else is removed first.
+//! Metadata is set by [`super::attrs`]; directory times only at the very end, once nothing
+//! more is created inside them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -201,8 +202,9 @@ impl Unpacker {
         }
     }
 
-    /// Resolves a hardlink's target: inside the root, not through a symlink, existing, not a
-    /// directory. Returns its parent's fd, its name and its cleaned path.
+    /// Resolves a hardlink's target: inside the root (its parents' symlinks followed inside
+    /// the root, its last component not followed), existing, not a directory. Returns its
+    /// parent's fd, its name and its cleaned path.
     fn link_source<R: Read>(
         &mut self,
         e: &tar::Entry<'_, R>,
@@ -221,8 +223,10 @@ impl Unpacker {
         let dir = match self.resolver.dir(dirs, false, name) {
             Ok(Some(fd)) => fd,
             Ok(None) => return Err(bad("does not exist")),
-            Err(LayerError::SymlinkInPath { parent, .. }) => {
-                return Err(bad(&format!("parent {parent:?} is a symlink")))
+            Err(LayerError::SymlinkLoop { parent, .. }) => {
+                return Err(bad(&format!(
+                    "parent {parent:?}: too many levels of symbolic links"
+                )))
             }
             Err(LayerError::NotADirectory { parent, .. }) => {
                 return Err(bad(&format!("parent {parent:?} is not a directory")))
@@ -299,8 +303,9 @@ impl Unpacker {
         }
     }
 
-    /// Sets the deferred directory times, resolving each path again without following
-    /// symlinks. A directory removed or replaced since is skipped.
+    /// Sets the deferred directory times, resolving each path again (its parents as for an
+    /// entry, the directory itself not followed). A directory removed or replaced since is
+    /// skipped.
     fn set_dir_times(&mut self) {
         for (key, mtime) in std::mem::take(&mut self.dir_times) {
             let comps: Vec<&[u8]> = key.split(|&b| b == b'/').collect();

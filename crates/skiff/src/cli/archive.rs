@@ -34,22 +34,37 @@ pub fn run_import(g: &GlobalOptions, a: ImportArgs) -> Result<()> {
     if let Some(p) = &a.platform {
         let host = skiff_image::spec::Platform::host();
         if p != &format!("{}/{}", host.os, host.architecture) && p != &host.os {
-            return Err(OpError::invalid(format!("platform {p} is not supported on this host ({}/{})", host.os, host.architecture)).into());
+            return Err(OpError::invalid(format!(
+                "platform {p} is not supported on this host ({}/{})",
+                host.os, host.architecture
+            ))
+            .into());
         }
     }
     let tag = a.reference.as_deref().map(parse_new_tag).transpose()?;
     let engine = g.engine()?;
-    let opts = ImportOptions { source_name: a.source.clone(), changes: a.change.clone(), message: a.message.clone(), tag };
+    let opts = ImportOptions {
+        source_name: a.source.clone(),
+        changes: a.change.clone(),
+        message: a.message.clone(),
+        tag,
+    };
     let id = if a.source == "-" {
         let progress = Progress::new("Importing", None, false);
         let id = import(&engine, progress.reader(io::stdin().lock()), &opts)?;
         progress.finish();
         id
     } else if a.source.starts_with("http://") || a.source.starts_with("https://") {
-        let response = ureq::get(&a.source).call().with_context(|| format!("fetching {}", a.source))?;
+        let response = ureq::get(&a.source)
+            .call()
+            .with_context(|| format!("fetching {}", a.source))?;
         let total = response.body().content_length();
         let progress = Progress::new("Importing", total, false);
-        let id = import(&engine, progress.reader(response.into_body().into_reader()), &opts)?;
+        let id = import(
+            &engine,
+            progress.reader(response.into_body().into_reader()),
+            &opts,
+        )?;
         progress.finish();
         id
     } else {
@@ -64,7 +79,12 @@ pub fn run_import(g: &GlobalOptions, a: ImportArgs) -> Result<()> {
 }
 
 fn open_input(path: &Path) -> Result<(File, u64)> {
-    let file = File::open(path).map_err(|e| OpError::new(skiff_image::error::io_kind(&e), format!("open {}: {}", path.display(), io_error_text(&e))))?;
+    let file = File::open(path).map_err(|e| {
+        OpError::new(
+            skiff_image::error::io_kind(&e),
+            format!("open {}: {}", path.display(), io_error_text(&e)),
+        )
+    })?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     Ok((file, len))
 }
@@ -92,16 +112,30 @@ pub fn run_save(g: &GlobalOptions, a: SaveArgs) -> Result<()> {
     match &a.output {
         None => {
             if io::stdout().is_terminal() {
-                return Err(OpError::invalid("cowardly refusing to save to a terminal. Use the -o flag or redirect").into());
+                return Err(OpError::invalid(
+                    "cowardly refusing to save to a terminal. Use the -o flag or redirect",
+                )
+                .into());
             }
             let out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
             crate::ops::save::save(&engine, &a.images, out)
         }
         Some(path) => {
             // Write beside the target and rename, so a failed save never leaves a torn file.
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let tmp = tempfile::Builder::new().prefix(".skiff-save-").tempfile_in(dir)
-                .map_err(|e| OpError::invalid(format!("failed to save image: invalid output path: {}: {}", path.display(), io_error_text(&e))))?;
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let tmp = tempfile::Builder::new()
+                .prefix(".skiff-save-")
+                .tempfile_in(dir)
+                .map_err(|e| {
+                    OpError::invalid(format!(
+                        "failed to save image: invalid output path: {}: {}",
+                        path.display(),
+                        io_error_text(&e)
+                    ))
+                })?;
             let progress = Progress::new("Saving", None, false);
             {
                 let mut out = BufWriter::with_capacity(1 << 20, progress.writer(tmp.as_file()));
@@ -110,7 +144,8 @@ pub fn run_save(g: &GlobalOptions, a: SaveArgs) -> Result<()> {
             }
             progress.finish();
             tmp.as_file().sync_all()?;
-            tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+            tmp.persist(path)
+                .with_context(|| format!("writing {}", path.display()))?;
             let perms = std::os::unix::fs::PermissionsExt::from_mode(0o644);
             std::fs::set_permissions(path, perms)?;
             Ok(())
@@ -141,7 +176,9 @@ pub fn run_load(g: &GlobalOptions, a: LoadArgs) -> Result<()> {
         None => {
             let stdin = io::stdin();
             if stdin.is_terminal() {
-                return Err(OpError::invalid("requested load from stdin, but stdin is empty").into());
+                return Err(
+                    OpError::invalid("requested load from stdin, but stdin is empty").into(),
+                );
             }
             let progress = Progress::new("Loading layer", None, a.quiet);
             let r = crate::ops::load::load(&engine, progress.reader(stdin.lock()));
@@ -151,7 +188,10 @@ pub fn run_load(g: &GlobalOptions, a: LoadArgs) -> Result<()> {
     };
     let mut out = io::stdout().lock();
     for (tag, old) in &loaded.renamed {
-        writeln!(out, "The image {tag} already exists, renaming the old one with ID {old} to empty string")?;
+        writeln!(
+            out,
+            "The image {tag} already exists, renaming the old one with ID {old} to empty string"
+        )?;
     }
     for tag in &loaded.tags {
         writeln!(out, "Loaded image: {tag}")?;
@@ -161,4 +201,3 @@ pub fn run_load(g: &GlobalOptions, a: LoadArgs) -> Result<()> {
     }
     Ok(())
 }
-

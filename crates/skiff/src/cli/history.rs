@@ -68,7 +68,11 @@ pub fn run(g: &GlobalOptions, a: HistoryArgs) -> Result<()> {
         "ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
         "Size": "SIZE", "Comment": "COMMENT",
     });
-    let table = if a.quiet { "{{.ID}}" } else { "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}" };
+    let table = if a.quiet {
+        "{{.ID}}"
+    } else {
+        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+    };
     let format = match (&a.format, a.quiet) {
         (Some(f), _) => Some(f.as_str()),
         (None, true) => Some(table),

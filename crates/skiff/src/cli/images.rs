@@ -35,13 +35,21 @@ pub struct ImagesArgs {
 
 pub fn run(g: &GlobalOptions, a: ImagesArgs) -> Result<()> {
     let engine = g.engine()?;
-    let opts = ListOptions { all: a.all, reference: a.reference.clone(), filters: Filters::parse(&a.filter)? };
+    let opts = ListOptions {
+        all: a.all,
+        reference: a.reference.clone(),
+        filters: Filters::parse(&a.filter)?,
+    };
     let rows = list_images(&engine, &opts)?;
     let now = now_secs();
     let values: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
-            let id = if a.no_trunc { r.image.id.to_string() } else { r.image.id.short().to_owned() };
+            let id = if a.no_trunc {
+                r.image.id.to_string()
+            } else {
+                r.image.id.short().to_owned()
+            };
             json!({
                 "Containers": "N/A",
                 "CreatedAt": go_time_string(r.image.created),

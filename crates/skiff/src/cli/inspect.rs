@@ -26,7 +26,9 @@ pub struct InspectArgs {
 pub fn run(g: &GlobalOptions, a: InspectArgs, images_only: bool) -> Result<()> {
     if let Some(t) = &a.kind {
         if t != "image" {
-            return Err(OpError::invalid(format!("\"{t}\" is not a valid value for --type")).into());
+            return Err(
+                OpError::invalid(format!("\"{t}\" is not a valid value for --type")).into(),
+            );
         }
     }
     let engine = g.engine()?;

@@ -20,7 +20,12 @@ use crate::ops::engine::Engine;
 
 /// A daemonless, Docker-compatible container engine.
 #[derive(Parser, Debug)]
-#[command(name = "skiff", version, disable_help_subcommand = true, max_term_width = 100)]
+#[command(
+    name = "skiff",
+    version,
+    disable_help_subcommand = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOptions,
@@ -32,10 +37,19 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct GlobalOptions {
     /// Root directory of persistent skiff state
-    #[arg(long, env = "SKIFF_ROOT", default_value = "/var/lib/skiff", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "SKIFF_ROOT",
+        default_value = "/var/lib/skiff",
+        value_name = "DIR"
+    )]
     pub root: PathBuf,
     /// Storage driver to use ("overlay" or "vfs"; default: overlay where the kernel supports it)
-    #[arg(long = "storage-driver", env = "SKIFF_STORAGE_DRIVER", value_name = "NAME")]
+    #[arg(
+        long = "storage-driver",
+        env = "SKIFF_STORAGE_DRIVER",
+        value_name = "NAME"
+    )]
     pub storage_driver: Option<String>,
     /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
     #[arg(long = "log-level", short = 'l', default_value = "info", value_name = "LEVEL",

@@ -21,7 +21,12 @@ pub fn to_docker_json<T: Serialize>(value: &T) -> Result<String> {
 pub fn go_time_string(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
-        .and_then(|t| t.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] +0000 UTC")).ok())
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] +0000 UTC"
+            ))
+            .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -29,7 +34,12 @@ pub fn go_time_string(secs: i64) -> String {
 pub fn rfc3339_secs(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
-        .and_then(|t| t.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).ok())
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+            ))
+            .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -43,11 +53,19 @@ pub fn confirm(question: &str) -> Result<bool> {
     io::stdout().flush()?;
     let mut line = String::new();
     io::stdin().lock().read_line(&mut line)?;
-    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// Renders rows with a `--format` value (or the default table) and prints them.
-pub fn print_rows(format_flag: Option<&str>, default_table: &str, headers: &serde_json::Value, rows: &[serde_json::Value]) -> Result<()> {
+pub fn print_rows(
+    format_flag: Option<&str>,
+    default_table: &str,
+    headers: &serde_json::Value,
+    rows: &[serde_json::Value],
+) -> Result<()> {
     let format = Format::parse(format_flag.unwrap_or(""))?;
     let text = format::render(&format, default_table, headers, rows)?;
     let mut out = io::stdout().lock();

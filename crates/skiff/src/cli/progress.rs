@@ -32,11 +32,17 @@ impl Progress {
     }
 
     pub fn reader<R: Read>(&self, inner: R) -> ProgressReader<R> {
-        ProgressReader { inner, bar: self.bar.clone() }
+        ProgressReader {
+            inner,
+            bar: self.bar.clone(),
+        }
     }
 
     pub fn writer<W: Write>(&self, inner: W) -> ProgressWriter<W> {
-        ProgressWriter { inner, bar: self.bar.clone() }
+        ProgressWriter {
+            inner,
+            bar: self.bar.clone(),
+        }
     }
 
     pub fn finish(&self) {

@@ -23,8 +23,10 @@ fn os_name() -> String {
     std::fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_owned()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_owned())
+            })
         })
         .unwrap_or_else(|| "Linux".to_owned())
 }
@@ -34,7 +36,8 @@ fn mem_total() -> u64 {
         .ok()
         .and_then(|s| {
             s.lines().find_map(|l| {
-                l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                l.strip_prefix("MemTotal:")
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             })
         })
         .map_or(0, |kb| kb * 1024)
@@ -81,8 +84,14 @@ pub fn run_info(g: &GlobalOptions, a: InfoArgs) -> Result<()> {
     println!(" Storage Driver: {driver}");
     println!("  Backing Filesystem: {}", backing_fs(engine.root()));
     println!(" Logging Driver: json-file");
-    println!(" Kernel Version: {}", info["KernelVersion"].as_str().unwrap_or_default());
-    println!(" Operating System: {}", info["OperatingSystem"].as_str().unwrap_or_default());
+    println!(
+        " Kernel Version: {}",
+        info["KernelVersion"].as_str().unwrap_or_default()
+    );
+    println!(
+        " Operating System: {}",
+        info["OperatingSystem"].as_str().unwrap_or_default()
+    );
     println!(" OSType: linux");
     println!(" Architecture: {}", std::env::consts::ARCH);
     println!(" CPUs: {}", info["NCPU"]);
@@ -166,7 +175,12 @@ pub fn run_df(g: &GlobalOptions, a: DfArgs) -> Result<()> {
         json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
     ];
     let headers = json!({"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"});
-    print_rows(a.format.as_deref(), "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}", &headers, &rows)
+    print_rows(
+        a.format.as_deref(),
+        "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+        &headers,
+        &rows,
+    )
 }
 
 #[derive(Args, Debug)]
@@ -183,7 +197,11 @@ pub struct PruneArgs {
 }
 
 pub fn run_prune(g: &GlobalOptions, a: PruneArgs) -> Result<()> {
-    let images_line = if a.all { "  - all images without at least one container associated to them" } else { "  - all dangling images" };
+    let images_line = if a.all {
+        "  - all images without at least one container associated to them"
+    } else {
+        "  - all dangling images"
+    };
     let warning = format!(
         "WARNING! This will remove:\n  - all stopped containers\n{}{images_line}\n  - all dangling build cache\n",
         if a.volumes { "  - all volumes not used by at least one container\n" } else { "" }

@@ -48,6 +48,13 @@ pub fn run_rmi(g: &GlobalOptions, a: RmiArgs) -> Result<()> {
     for name in &a.images {
         match remove_image(&engine, name, a.force) {
             Ok(events) => print_events(&events),
+            // docker's CLI reports images that are already gone but, when forced, does not fail.
+            Err(e)
+                if a.force
+                    && crate::ops::error::kind_of(&e) == crate::ops::error::ErrorKind::NotFound =>
+            {
+                eprintln!("Error response from daemon: {e}");
+            }
             Err(e) => {
                 eprintln!("Error response from daemon: {e}");
                 first_error.get_or_insert(e);
@@ -75,7 +82,11 @@ pub struct PruneArgs {
 
 pub fn run_prune(g: &GlobalOptions, a: PruneArgs) -> Result<()> {
     if let Some(f) = a.filter.first() {
-        return Err(crate::ops::error::OpError::invalid(format!("Invalid filter '{}'", f.split('=').next().unwrap_or(f))).into());
+        return Err(crate::ops::error::OpError::invalid(format!(
+            "Invalid filter '{}'",
+            f.split('=').next().unwrap_or(f)
+        ))
+        .into());
     }
     let warning = if a.all {
         "WARNING! This will remove all images without at least one container associated to them."

@@ -8,8 +8,19 @@ use skiff_image::spec::{EmptyObject, Healthcheck, RunConfig};
 use super::error::OpError;
 
 /// The instructions `--change` accepts, as docker lists them.
-const ALLOWED: &[&str] =
-    &["CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "ONBUILD", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"];
+const ALLOWED: &[&str] = &[
+    "CMD",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "HEALTHCHECK",
+    "LABEL",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
 
 /// Applies one `--change` line to `config`.
 pub fn apply_change(config: &mut RunConfig, line: &str) -> Result<(), OpError> {
@@ -18,7 +29,9 @@ pub fn apply_change(config: &mut RunConfig, line: &str) -> Result<(), OpError> {
     let instruction = word.to_ascii_uppercase();
     let rest = rest.trim();
     if !ALLOWED.contains(&instruction.as_str()) {
-        return Err(OpError::invalid(format!("{instruction} is not a valid change command")));
+        return Err(OpError::invalid(format!(
+            "{instruction} is not a valid change command"
+        )));
     }
     let missing = || OpError::invalid(format!("{instruction} requires at least one argument"));
     if rest.is_empty() && instruction != "CMD" && instruction != "ENTRYPOINT" {
@@ -47,9 +60,15 @@ pub fn apply_change(config: &mut RunConfig, line: &str) -> Result<(), OpError> {
         "EXPOSE" => {
             let ports = config.exposed_ports.get_or_insert_with(BTreeMap::new);
             for p in rest.split_whitespace() {
-                let port = if p.contains('/') { p.to_ascii_lowercase() } else { format!("{p}/tcp") };
+                let port = if p.contains('/') {
+                    p.to_ascii_lowercase()
+                } else {
+                    format!("{p}/tcp")
+                };
                 let (num, proto) = port.split_once('/').unwrap_or((&port, "tcp"));
-                if num.split('-').any(|n| n.parse::<u16>().is_err()) || !matches!(proto, "tcp" | "udp" | "sctp") {
+                if num.split('-').any(|n| n.parse::<u16>().is_err())
+                    || !matches!(proto, "tcp" | "udp" | "sctp")
+                {
                     return Err(OpError::invalid(format!("invalid containerPort: {p}")));
                 }
                 ports.insert(port, EmptyObject {});
@@ -57,10 +76,13 @@ pub fn apply_change(config: &mut RunConfig, line: &str) -> Result<(), OpError> {
         }
         "VOLUME" => {
             let vols = config.volumes.get_or_insert_with(BTreeMap::new);
-            let list = json_array(rest).unwrap_or_else(|| rest.split_whitespace().map(str::to_owned).collect());
+            let list = json_array(rest)
+                .unwrap_or_else(|| rest.split_whitespace().map(str::to_owned).collect());
             for v in list {
                 if v.is_empty() {
-                    return Err(OpError::invalid("VOLUME specified can not be an empty string"));
+                    return Err(OpError::invalid(
+                        "VOLUME specified can not be an empty string",
+                    ));
                 }
                 vols.insert(v, EmptyObject {});
             }
@@ -68,7 +90,9 @@ pub fn apply_change(config: &mut RunConfig, line: &str) -> Result<(), OpError> {
         "WORKDIR" => {
             let dir = rest.to_owned();
             config.working_dir = Some(match &config.working_dir {
-                Some(base) if !dir.starts_with('/') => format!("{}/{dir}", base.trim_end_matches('/')),
+                Some(base) if !dir.starts_with('/') => {
+                    format!("{}/{dir}", base.trim_end_matches('/'))
+                }
                 _ => dir,
             });
         }
@@ -78,9 +102,14 @@ pub fn apply_change(config: &mut RunConfig, line: &str) -> Result<(), OpError> {
             let (inner, _) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             let inner = inner.to_ascii_uppercase();
             if matches!(inner.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
-                return Err(OpError::invalid(format!("{inner} isn't allowed as an ONBUILD trigger")));
+                return Err(OpError::invalid(format!(
+                    "{inner} isn't allowed as an ONBUILD trigger"
+                )));
             }
-            config.on_build.get_or_insert_with(Vec::new).push(rest.to_owned());
+            config
+                .on_build
+                .get_or_insert_with(Vec::new)
+                .push(rest.to_owned());
         }
         "HEALTHCHECK" => config.healthcheck = Some(healthcheck(rest)?),
         _ => unreachable!("filtered by ALLOWED"),
@@ -107,17 +136,21 @@ fn key_values(rest: &str, instruction: &str) -> Result<Vec<(String, String)>, Op
         // Legacy form: the first word is the key, the rest of the line the value.
         let (k, v) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
         if v.trim().is_empty() && instruction == "ENV" {
-            return Err(OpError::invalid(format!("ENV names can not be blank")));
+            return Err(OpError::invalid("ENV names can not be blank"));
         }
         return Ok(vec![(k.to_owned(), unquote(v.trim()))]);
     }
     let mut out = Vec::new();
     for w in words {
         let Some((k, v)) = w.split_once('=') else {
-            return Err(OpError::invalid(format!("Syntax error - can't find = in \"{w}\". Must be of the form: name=value")));
+            return Err(OpError::invalid(format!(
+                "Syntax error - can't find = in \"{w}\". Must be of the form: name=value"
+            )));
         };
         if k.is_empty() {
-            return Err(OpError::invalid(format!("{instruction} names can not be blank")));
+            return Err(OpError::invalid(format!(
+                "{instruction} names can not be blank"
+            )));
         }
         out.push((k.to_owned(), unquote(v)));
     }
@@ -185,15 +218,21 @@ fn healthcheck(rest: &str) -> Result<Healthcheck, OpError> {
     let mut words = rest.split_whitespace().peekable();
     let mut consumed = 0usize;
     while let Some(w) = words.peek() {
-        let Some(flag) = w.strip_prefix("--") else { break };
-        let (name, value) = flag.split_once('=').ok_or_else(|| OpError::invalid(format!("HEALTHCHECK: missing value for --{flag}")))?;
+        let Some(flag) = w.strip_prefix("--") else {
+            break;
+        };
+        let (name, value) = flag
+            .split_once('=')
+            .ok_or_else(|| OpError::invalid(format!("HEALTHCHECK: missing value for --{flag}")))?;
         match name {
             "interval" => hc.interval = Some(duration_nanos(value)?),
             "timeout" => hc.timeout = Some(duration_nanos(value)?),
             "start-period" => hc.start_period = Some(duration_nanos(value)?),
             "start-interval" => hc.start_interval = Some(duration_nanos(value)?),
             "retries" => {
-                hc.retries = Some(value.parse().map_err(|_| OpError::invalid(format!("HEALTHCHECK: invalid --retries value {value:?}")))?)
+                hc.retries = Some(value.parse().map_err(|_| {
+                    OpError::invalid(format!("HEALTHCHECK: invalid --retries value {value:?}"))
+                })?)
             }
             other => return Err(OpError::invalid(format!("Unknown flag: {other}"))),
         }
@@ -220,7 +259,11 @@ fn healthcheck(rest: &str) -> Result<Healthcheck, OpError> {
             }
             hc.test = Some(test);
         }
-        other => return Err(OpError::invalid(format!("Unknown type {other:?} in HEALTHCHECK (try CMD)"))),
+        other => {
+            return Err(OpError::invalid(format!(
+                "Unknown type {other:?} in HEALTHCHECK (try CMD)"
+            )))
+        }
     }
     Ok(hc)
 }
@@ -237,13 +280,17 @@ pub fn duration_nanos(s: &str) -> Result<i64, OpError> {
         return Err(bad());
     }
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         if num_len == 0 {
             return Err(bad());
         }
         let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -274,7 +321,10 @@ mod tests {
     #[test]
     fn cmd_exec_and_shell_forms() {
         assert_eq!(apply(&[r#"CMD ["sh"]"#]).cmd.unwrap(), vec!["sh"]);
-        assert_eq!(apply(&["CMD echo hi"]).cmd.unwrap(), vec!["/bin/sh", "-c", "echo hi"]);
+        assert_eq!(
+            apply(&["CMD echo hi"]).cmd.unwrap(),
+            vec!["/bin/sh", "-c", "echo hi"]
+        );
     }
 
     #[test]

@@ -21,10 +21,17 @@ pub struct Engine {
 impl Engine {
     /// Opens (creating if needed) the state under `root`. `driver` forces a storage driver.
     pub fn open(root: &Path, driver: Option<&str>) -> Result<Engine> {
-        fs::create_dir_all(root).with_context(|| format!("creating root directory {}", root.display()))?;
+        fs::create_dir_all(root)
+            .with_context(|| format!("creating root directory {}", root.display()))?;
         let content = ContentStore::open(root)?;
         let meta = MetaStore::open(root)?;
-        Ok(Engine { root: root.to_owned(), content, meta, driver: driver.map(str::to_owned), snapshotter: OnceCell::new() })
+        Ok(Engine {
+            root: root.to_owned(),
+            content,
+            meta,
+            driver: driver.map(str::to_owned),
+            snapshotter: OnceCell::new(),
+        })
     }
 
     pub fn root(&self) -> &Path {

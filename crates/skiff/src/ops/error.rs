@@ -21,7 +21,10 @@ impl std::error::Error for OpError {}
 
 impl OpError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        OpError { kind, message: message.into() }
+        OpError {
+            kind,
+            message: message.into(),
+        }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)

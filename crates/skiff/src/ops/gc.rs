@@ -25,7 +25,12 @@ pub struct GcReport {
 pub fn needed_chain_ids(engine: &Engine) -> Result<HashSet<String>> {
     let mut needed = HashSet::new();
     for image in engine.meta.images()? {
-        let diff_ids: Vec<Digest> = engine.meta.layers(&image.id)?.into_iter().map(|l| l.diff_id).collect();
+        let diff_ids: Vec<Digest> = engine
+            .meta
+            .layers(&image.id)?
+            .into_iter()
+            .map(|l| l.diff_id)
+            .collect();
         needed.extend(chain_ids(&diff_ids).into_iter().map(|c| c.to_string()));
     }
     Ok(needed)

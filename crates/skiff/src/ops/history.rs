@@ -32,7 +32,11 @@ pub fn history(engine: &Engine, input: &str) -> Result<Vec<HistoryRow>> {
             created: h.created.as_deref().and_then(parse_rfc3339),
             created_rfc3339: h.created.clone().unwrap_or_default(),
             created_by: h.created_by.clone().unwrap_or_default(),
-            size: if h.empty_layer { 0 } else { layer_sizes.next().unwrap_or(0) },
+            size: if h.empty_layer {
+                0
+            } else {
+                layer_sizes.next().unwrap_or(0)
+            },
             comment: h.comment.clone().unwrap_or_default(),
             empty_layer: h.empty_layer,
         })

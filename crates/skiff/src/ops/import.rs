@@ -32,7 +32,10 @@ pub fn import(engine: &Engine, source: impl Read, opts: &ImportOptions) -> Resul
     let layer = ingest_layer(engine, source, &opts.source_name)?;
     lease.add("blob", &layer.blob.to_string())?;
     let created = rfc3339_now();
-    let comment = opts.message.clone().unwrap_or_else(|| format!("Imported from {}", opts.source_name));
+    let comment = opts
+        .message
+        .clone()
+        .unwrap_or_else(|| format!("Imported from {}", opts.source_name));
     let platform = Platform::host();
     let config = ImageConfig {
         architecture: platform.architecture,
@@ -41,7 +44,11 @@ pub fn import(engine: &Engine, source: impl Read, opts: &ImportOptions) -> Resul
         comment: Some(comment.clone()),
         config: Some(run_config),
         created: Some(created.clone()),
-        history: vec![History { created: Some(created), comment: Some(comment), ..Default::default() }],
+        history: vec![History {
+            created: Some(created),
+            comment: Some(comment),
+            ..Default::default()
+        }],
         rootfs: RootFs::layers(vec![layer.diff_id.clone()]),
         ..Default::default()
     };
@@ -49,7 +56,12 @@ pub fn import(engine: &Engine, source: impl Read, opts: &ImportOptions) -> Resul
     let tags: Vec<Reference> = opts.tag.iter().cloned().collect();
     let stored = store_image(
         engine,
-        ImageParts { config: &bytes, layers: std::slice::from_ref(&layer), manifest: None, parent: None },
+        ImageParts {
+            config: &bytes,
+            layers: std::slice::from_ref(&layer),
+            manifest: None,
+            parent: None,
+        },
         &tags,
     )?;
     Ok(stored.image.id)

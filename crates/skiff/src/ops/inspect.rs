@@ -35,7 +35,10 @@ pub fn docker_run_config(rc: Option<&RunConfig>) -> Value {
     }
     m.insert("Image".into(), json!(""));
     m.insert("Volumes".into(), json!(rc.volumes));
-    m.insert("WorkingDir".into(), json!(rc.working_dir.clone().unwrap_or_default()));
+    m.insert(
+        "WorkingDir".into(),
+        json!(rc.working_dir.clone().unwrap_or_default()),
+    );
     m.insert("Entrypoint".into(), json!(rc.entrypoint));
     m.insert("OnBuild".into(), json!(rc.on_build));
     m.insert("Labels".into(), json!(rc.labels));
@@ -52,18 +55,46 @@ pub fn docker_run_config(rc: Option<&RunConfig>) -> Value {
 pub fn inspect_image(engine: &Engine, input: &str) -> Result<Value> {
     let image = resolve::require(engine, input)?.image;
     let config: ImageConfig = read_config(engine, &image.id)?;
-    let tags: Vec<String> = engine.meta.tags_of(&image.id)?.iter().map(|t| familiar(t)).collect();
-    let digests: Vec<String> = engine.meta.repo_digests_of(&image.id)?.iter().map(|t| familiar(t)).collect();
+    let tags: Vec<String> = engine
+        .meta
+        .tags_of(&image.id)?
+        .iter()
+        .map(|t| familiar(t))
+        .collect();
+    let digests: Vec<String> = engine
+        .meta
+        .repo_digests_of(&image.id)?
+        .iter()
+        .map(|t| familiar(t))
+        .collect();
     let driver = engine.snapshotter().map(|s| s.driver()).unwrap_or("vfs");
     let mut m = Map::new();
     m.insert("Id".into(), json!(image.id.to_string()));
     m.insert("RepoTags".into(), json!(tags));
     m.insert("RepoDigests".into(), json!(digests));
-    m.insert("Parent".into(), json!(image.parent.map(|p| p.to_string()).unwrap_or_default()));
-    m.insert("Comment".into(), json!(config.comment.clone().unwrap_or_default()));
-    m.insert("Created".into(), json!(config.created.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into())));
-    m.insert("DockerVersion".into(), json!(config.docker_version.clone().unwrap_or_default()));
-    m.insert("Author".into(), json!(config.author.clone().unwrap_or_default()));
+    m.insert(
+        "Parent".into(),
+        json!(image.parent.map(|p| p.to_string()).unwrap_or_default()),
+    );
+    m.insert(
+        "Comment".into(),
+        json!(config.comment.clone().unwrap_or_default()),
+    );
+    m.insert(
+        "Created".into(),
+        json!(config
+            .created
+            .clone()
+            .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())),
+    );
+    m.insert(
+        "DockerVersion".into(),
+        json!(config.docker_version.clone().unwrap_or_default()),
+    );
+    m.insert(
+        "Author".into(),
+        json!(config.author.clone().unwrap_or_default()),
+    );
     m.insert("Config".into(), docker_run_config(config.config.as_ref()));
     m.insert("Architecture".into(), json!(config.architecture));
     if let Some(v) = &config.variant {
@@ -75,12 +106,18 @@ pub fn inspect_image(engine: &Engine, input: &str) -> Result<Value> {
     }
     m.insert("Size".into(), json!(image.size));
     m.insert("VirtualSize".into(), json!(image.size));
-    m.insert("GraphDriver".into(), json!({ "Data": null, "Name": driver }));
+    m.insert(
+        "GraphDriver".into(),
+        json!({ "Data": null, "Name": driver }),
+    );
     m.insert(
         "RootFS".into(),
         json!({ "Type": config.rootfs.kind, "Layers": config.rootfs.diff_ids.iter().map(ToString::to_string).collect::<Vec<_>>() }),
     );
-    m.insert("Metadata".into(), json!({ "LastTagTime": last_tag_time(engine, &image.id)? }));
+    m.insert(
+        "Metadata".into(),
+        json!({ "LastTagTime": last_tag_time(engine, &image.id)? }),
+    );
     Ok(Value::Object(m))
 }
 

@@ -10,7 +10,7 @@ use std::io::{self, BufReader, Read, Write};
 use anyhow::{Context, Result};
 use skiff_image::spec::media;
 use skiff_image::store::LayerRecord;
-use skiff_snapshot::layer::decompressing_reader;
+use skiff_snapshot::layer::{decompressing_reader, TarEofPadding};
 
 use super::engine::Engine;
 use super::error::OpError;
@@ -37,9 +37,12 @@ pub fn ingest_layer(engine: &Engine, source: impl Read, what: &str) -> Result<La
     let ingest_ref = format!("layer-{}-{:x}", std::process::id(), rand_suffix());
     let mut writer = engine.content.writer(&ingest_ref)?;
     writer.truncate()?;
-    let mut tee = Tee { inner: reader, out: &mut writer };
+    let mut tee = Tee {
+        inner: reader,
+        out: &mut writer,
+    };
     let size = {
-        let mut archive = tar::Archive::new(&mut tee);
+        let mut archive = tar::Archive::new(TarEofPadding::new(&mut tee));
         let mut size = 0u64;
         let entries = archive.entries().map_err(|e| invalid_tar(what, e))?;
         for entry in entries {
@@ -56,7 +59,13 @@ pub fn ingest_layer(engine: &Engine, source: impl Read, what: &str) -> Result<La
     io::copy(&mut tee, &mut io::sink()).with_context(|| format!("reading {what}"))?;
     let digest = writer.commit(None, None)?;
     let blob_size = engine.content.size(&digest)?;
-    Ok(LayerRecord { diff_id: digest.clone(), blob: digest, media_type: media::OCI_LAYER.to_owned(), blob_size, size })
+    Ok(LayerRecord {
+        diff_id: digest.clone(),
+        blob: digest,
+        media_type: media::OCI_LAYER.to_owned(),
+        blob_size,
+        size,
+    })
 }
 
 fn invalid_tar(what: &str, e: io::Error) -> anyhow::Error {
@@ -65,5 +74,7 @@ fn invalid_tar(what: &str, e: io::Error) -> anyhow::Error {
 
 fn rand_suffix() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }

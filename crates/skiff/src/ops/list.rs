@@ -37,14 +37,20 @@ impl Filters {
         let mut f = Filters::default();
         for arg in args {
             let Some((key, value)) = arg.split_once('=') else {
-                return Err(OpError::invalid(format!("bad format of filter (expected name=value)")));
+                return Err(OpError::invalid(
+                    "bad format of filter (expected name=value)",
+                ));
             };
             match key.to_ascii_lowercase().as_str() {
                 "dangling" => {
                     f.dangling = Some(match value.to_ascii_lowercase().as_str() {
                         "true" | "1" => true,
                         "false" | "0" => false,
-                        _ => return Err(OpError::invalid(format!("Invalid filter 'dangling={value}'"))),
+                        _ => {
+                            return Err(OpError::invalid(format!(
+                                "Invalid filter 'dangling={value}'"
+                            )))
+                        }
                     })
                 }
                 "reference" => f.references.push(value.to_owned()),
@@ -73,8 +79,18 @@ pub fn list_images(engine: &Engine, opts: &ListOptions) -> Result<Vec<ImageRow>>
             tags.entry(id).or_default().push(r);
         }
     }
-    let before = opts.filters.before.as_deref().map(|b| resolve::require(engine, b)).transpose()?;
-    let since = opts.filters.since.as_deref().map(|s| resolve::require(engine, s)).transpose()?;
+    let before = opts
+        .filters
+        .before
+        .as_deref()
+        .map(|b| resolve::require(engine, b))
+        .transpose()?;
+    let since = opts
+        .filters
+        .since
+        .as_deref()
+        .map(|s| resolve::require(engine, s))
+        .transpose()?;
     let mut patterns: Vec<&str> = opts.filters.references.iter().map(String::as_str).collect();
     if let Some(r) = &opts.reference {
         patterns.push(r);
@@ -98,11 +114,15 @@ pub fn list_images(engine: &Engine, opts: &ListOptions) -> Result<Vec<ImageRow>>
                 continue;
             }
         }
-        if !opts.filters.labels.is_empty() && !labels_match(engine, &image.id, &opts.filters.labels)? {
+        if !opts.filters.labels.is_empty()
+            && !labels_match(engine, &image.id, &opts.filters.labels)?
+        {
             continue;
         }
-        let shown: Vec<&Reference> =
-            image_tags.iter().filter(|t| patterns.iter().all(|p| familiar_match(p, t))).collect();
+        let shown: Vec<&Reference> = image_tags
+            .iter()
+            .filter(|t| patterns.iter().all(|p| familiar_match(p, t)))
+            .collect();
         if !patterns.is_empty() && shown.is_empty() {
             continue;
         }
@@ -113,11 +133,20 @@ pub fn list_images(engine: &Engine, opts: &ListOptions) -> Result<Vec<ImageRow>>
             if !opts.all && !engine.meta.children(&image.id)?.is_empty() {
                 continue;
             }
-            let (repository, digest) = match digests.first().and_then(|d| d.parse::<Reference>().ok()) {
-                Some(r) => (r.familiar_name(), r.digest().map(ToString::to_string).unwrap_or_default()),
-                None => ("<none>".to_owned(), "<none>".to_owned()),
-            };
-            rows.push(ImageRow { repository, tag: "<none>".into(), digest, image: image.clone() });
+            let (repository, digest) =
+                match digests.first().and_then(|d| d.parse::<Reference>().ok()) {
+                    Some(r) => (
+                        r.familiar_name(),
+                        r.digest().map(ToString::to_string).unwrap_or_default(),
+                    ),
+                    None => ("<none>".to_owned(), "<none>".to_owned()),
+                };
+            rows.push(ImageRow {
+                repository,
+                tag: "<none>".into(),
+                digest,
+                image: image.clone(),
+            });
             continue;
         }
         for t in shown {

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use skiff_image::reference::Reference;
 use skiff_image::spec::{media, Descriptor, ImageConfig, Index, Manifest, Platform};
-use skiff_image::store::{Lease, LayerRecord};
+use skiff_image::store::{LayerRecord, Lease};
 use skiff_image::Digest;
 use skiff_snapshot::layer::decompressing_reader;
 
@@ -61,23 +61,35 @@ fn invalid(msg: impl Into<String>) -> anyhow::Error {
 }
 
 pub fn load(engine: &Engine, input: impl Read) -> Result<Loaded> {
-    let (_, reader) = decompressing_reader(BufReader::with_capacity(1 << 20, input)).context("reading the archive")?;
+    let (_, reader) = decompressing_reader(BufReader::with_capacity(1 << 20, input))
+        .context("reading the archive")?;
     let lease = engine.meta.create_lease(Duration::from_secs(24 * 3600))?;
     let mut small: HashMap<String, Vec<u8>> = HashMap::new();
     let mut files: HashMap<String, Stored> = HashMap::new();
     let mut links: HashMap<String, String> = HashMap::new();
     let mut archive = tar::Archive::new(reader);
-    let entries = archive.entries().map_err(|e| invalid(format!("invalid archive: {e}")))?;
+    let entries = archive
+        .entries()
+        .map_err(|e| invalid(format!("invalid archive: {e}")))?;
     let mut seen_any = false;
     for entry in entries {
         let entry = entry.map_err(|e| invalid(format!("invalid archive: {e}")))?;
         seen_any = true;
-        let name = clean(&entry.path().map_err(|e| invalid(format!("invalid archive: {e}")))?)?;
+        let name = clean(
+            &entry
+                .path()
+                .map_err(|e| invalid(format!("invalid archive: {e}")))?,
+        )?;
         let kind = entry.header().entry_type();
         if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry.link_name()?.ok_or_else(|| invalid(format!("invalid archive: link {name} has no target")))?;
+            let target = entry
+                .link_name()?
+                .ok_or_else(|| invalid(format!("invalid archive: link {name} has no target")))?;
             let target = if kind.is_symlink() && !target.is_absolute() {
-                Path::new(&name).parent().unwrap_or(Path::new("")).join(target)
+                Path::new(&name)
+                    .parent()
+                    .unwrap_or(Path::new(""))
+                    .join(target)
             } else {
                 target.into_owned()
             };
@@ -107,14 +119,19 @@ pub fn load(engine: &Engine, input: impl Read) -> Result<Loaded> {
                 None => break,
             }
         }
-        files.get(&name).cloned().ok_or_else(|| invalid(format!("invalid archive: {name} is named in the manifest but missing")))
+        files.get(&name).cloned().ok_or_else(|| {
+            invalid(format!(
+                "invalid archive: {name} is named in the manifest but missing"
+            ))
+        })
     };
     if let Some(bytes) = small.get("manifest.json") {
-        let manifests: Vec<ArchiveManifest> =
-            serde_json::from_slice(bytes).map_err(|e| invalid(format!("invalid archive: manifest.json: {e}")))?;
+        let manifests: Vec<ArchiveManifest> = serde_json::from_slice(bytes)
+            .map_err(|e| invalid(format!("invalid archive: manifest.json: {e}")))?;
         load_docker_archive(engine, &lease, &manifests, &lookup)
     } else if let Some(bytes) = small.get("index.json") {
-        let index: Index = serde_json::from_slice(bytes).map_err(|e| invalid(format!("invalid archive: index.json: {e}")))?;
+        let index: Index = serde_json::from_slice(bytes)
+            .map_err(|e| invalid(format!("invalid archive: index.json: {e}")))?;
         load_oci_layout(engine, &index, &files)
     } else {
         Err(invalid("invalid archive: neither manifest.json (docker-archive) nor index.json (OCI layout) found"))
@@ -127,10 +144,11 @@ fn clean(path: &Path) -> Result<String> {
     for c in path.components() {
         match c {
             Component::Normal(p) => out.push(p),
-            Component::ParentDir => {
-                if !out.pop() {
-                    return Err(invalid(format!("invalid archive: entry {} leaves the archive", path.display())));
-                }
+            Component::ParentDir if !out.pop() => {
+                return Err(invalid(format!(
+                    "invalid archive: entry {} leaves the archive",
+                    path.display()
+                )));
             }
             _ => {}
         }
@@ -139,7 +157,8 @@ fn clean(path: &Path) -> Result<String> {
 }
 
 fn looks_like_layer(prefix: &[u8]) -> bool {
-    let compressed = skiff_snapshot::layer::compression::detect(prefix) != skiff_snapshot::layer::Compression::None;
+    let compressed = skiff_snapshot::layer::compression::detect(prefix)
+        != skiff_snapshot::layer::Compression::None;
     compressed || prefix.get(257..262) == Some(b"ustar")
 }
 
@@ -149,29 +168,50 @@ fn store_file(engine: &Engine, lease: &Lease<'_>, name: &str, entry: impl Read) 
     let mut reader = BufReader::with_capacity(1 << 20, entry);
     let prefix = fill_at_least(&mut reader, 512)?;
     let is_layer = looks_like_layer(&prefix);
-    let named = name.strip_prefix("blobs/sha256/").and_then(|h| Digest::from_hex(h).ok());
+    let named = name
+        .strip_prefix("blobs/sha256/")
+        .and_then(|h| Digest::from_hex(h).ok());
     let stored = match named {
         Some(expected) => {
             let plain_tar = prefix.get(257..262) == Some(b"ustar");
             let layer_size = if plain_tar {
                 let mut counter = TarCounter::new(reader);
-                engine.content.copy_in(&mut counter, &expected, None).map_err(|e| blob_error(name, e))?;
+                engine
+                    .content
+                    .copy_in(&mut counter, &expected, None)
+                    .map_err(|e| blob_error(name, e))?;
                 Some(counter.finish()?)
             } else {
-                engine.content.copy_in(reader, &expected, None).map_err(|e| blob_error(name, e))?;
+                engine
+                    .content
+                    .copy_in(reader, &expected, None)
+                    .map_err(|e| blob_error(name, e))?;
                 None
             };
-            Stored { digest: expected, layer_size }
+            Stored {
+                digest: expected,
+                layer_size,
+            }
         }
         None if is_layer => {
             let layer = ingest_layer(engine, reader, name)?;
-            Stored { digest: layer.blob, layer_size: Some(layer.size) }
+            Stored {
+                digest: layer.blob,
+                layer_size: Some(layer.size),
+            }
         }
         None => {
-            let mut w = engine.content.writer(&format!("load-{}-{}", std::process::id(), name.replace('/', "_")))?;
+            let mut w = engine.content.writer(&format!(
+                "load-{}-{}",
+                std::process::id(),
+                name.replace('/', "_")
+            ))?;
             w.truncate()?;
             io::copy(&mut reader, &mut w)?;
-            Stored { digest: w.commit(None, None)?, layer_size: None }
+            Stored {
+                digest: w.commit(None, None)?,
+                layer_size: None,
+            }
         }
     };
     lease.add("blob", &stored.digest.to_string())?;
@@ -180,9 +220,9 @@ fn store_file(engine: &Engine, lease: &Lease<'_>, name: &str, entry: impl Read) 
 
 fn blob_error(name: &str, e: skiff_image::content::ContentError) -> anyhow::Error {
     match e {
-        skiff_image::content::ContentError::DigestMismatch { actual, .. } => {
-            invalid(format!("invalid archive: {name} does not match its digest (its content hashes to {actual})"))
-        }
+        skiff_image::content::ContentError::DigestMismatch { actual, .. } => invalid(format!(
+            "invalid archive: {name} does not match its digest (its content hashes to {actual})"
+        )),
         other => other.into(),
     }
 }
@@ -205,7 +245,13 @@ struct TarCounter<R> {
 
 impl<R: Read> TarCounter<R> {
     fn new(inner: R) -> Self {
-        TarCounter { inner, pos: 0, next_header: 0, size: 0, header: Vec::with_capacity(512) }
+        TarCounter {
+            inner,
+            pos: 0,
+            next_header: 0,
+            size: 0,
+            header: Vec::with_capacity(512),
+        }
     }
     fn finish(self) -> Result<u64> {
         Ok(self.size)
@@ -228,7 +274,11 @@ impl<R: Read> TarCounter<R> {
                 if t.is_file() || t.is_contiguous() {
                     self.size += size;
                 }
-                let data = if t.is_hard_link() || t.is_symlink() || t.is_dir() { 0 } else { size };
+                let data = if t.is_hard_link() || t.is_symlink() || t.is_dir() {
+                    0
+                } else {
+                    size
+                };
                 self.next_header = self.pos + off as u64 + data.div_ceil(512) * 512;
                 self.header.clear();
             }
@@ -284,15 +334,30 @@ fn load_docker_archive(
                 }
             };
             if &layer.diff_id != want {
-                return Err(invalid(format!("invalid diffID for layer {i}: expected {want:?}, got {:?}", layer.diff_id.to_string())));
+                return Err(invalid(format!(
+                    "invalid diffID for layer {i}: expected {want:?}, got {:?}",
+                    layer.diff_id.to_string()
+                )));
             }
             layers.push(layer);
         }
         let mut tags = Vec::new();
         for t in m.repo_tags.iter().flatten() {
-            tags.push(Reference::parse_normalized_tagged(t).map_err(|e| invalid(format!("invalid archive: tag {t:?}: {e}")))?);
+            tags.push(
+                Reference::parse_normalized_tagged(t)
+                    .map_err(|e| invalid(format!("invalid archive: tag {t:?}: {e}")))?,
+            );
         }
-        let stored = store_image(engine, ImageParts { config: &config_bytes, layers: &layers, manifest: None, parent: None }, &tags)?;
+        let stored = store_image(
+            engine,
+            ImageParts {
+                config: &config_bytes,
+                layers: &layers,
+                manifest: None,
+                parent: None,
+            },
+            &tags,
+        )?;
         report(&mut loaded, &stored, &tags);
     }
     Ok(loaded)
@@ -305,7 +370,9 @@ fn report(loaded: &mut Loaded, stored: &super::new_image::Stored, tags: &[Refere
     if tags.is_empty() {
         loaded.ids.push(stored.image.id.clone());
     }
-    loaded.tags.extend(tags.iter().map(Reference::familiar_string));
+    loaded
+        .tags
+        .extend(tags.iter().map(Reference::familiar_string));
 }
 
 /// The name an OCI index entry gives its image, if it gives a whole reference.
@@ -323,14 +390,20 @@ fn oci_name(d: &Descriptor) -> Option<Reference> {
     }
 }
 
-fn load_oci_layout(engine: &Engine, index: &Index, files: &HashMap<String, Stored>) -> Result<Loaded> {
+fn load_oci_layout(
+    engine: &Engine,
+    index: &Index,
+    files: &HashMap<String, Stored>,
+) -> Result<Loaded> {
     let mut loaded = Loaded::default();
     let host = Platform::host();
     for entry in &index.manifests {
         let manifest_desc = if media::is_index(&entry.media_type) {
             let nested: Index = serde_json::from_slice(&engine.content.read_blob(&entry.digest)?)?;
             match nested.manifests.iter().find(|m| {
-                m.platform.as_ref().is_some_and(|p| p.os == host.os && p.architecture == host.architecture)
+                m.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == host.os && p.architecture == host.architecture)
             }) {
                 Some(m) => m.clone(),
                 None => continue,
@@ -339,33 +412,66 @@ fn load_oci_layout(engine: &Engine, index: &Index, files: &HashMap<String, Store
             entry.clone()
         };
         let manifest_bytes = engine.content.read_blob(&manifest_desc.digest)?;
-        let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
-            .map_err(|e| invalid(format!("invalid archive: manifest {}: {e}", manifest_desc.digest)))?;
+        let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|e| {
+            invalid(format!(
+                "invalid archive: manifest {}: {e}",
+                manifest_desc.digest
+            ))
+        })?;
         let config_bytes = engine.content.read_blob(&manifest.config.digest)?;
-        let config: ImageConfig = serde_json::from_slice(&config_bytes)
-            .map_err(|e| invalid(format!("invalid archive: config {}: {e}", manifest.config.digest)))?;
+        let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
+            invalid(format!(
+                "invalid archive: config {}: {e}",
+                manifest.config.digest
+            ))
+        })?;
         if config.rootfs.diff_ids.len() != manifest.layers.len() {
-            return Err(invalid(format!("invalid archive: manifest {} and its config disagree on the number of layers", manifest_desc.digest)));
+            return Err(invalid(format!(
+                "invalid archive: manifest {} and its config disagree on the number of layers",
+                manifest_desc.digest
+            )));
         }
         let mut layers = Vec::new();
         for (desc, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
             if !engine.content.exists(&desc.digest) {
-                return Err(invalid(format!("invalid archive: layer {} is missing", desc.digest)));
+                return Err(invalid(format!(
+                    "invalid archive: layer {} is missing",
+                    desc.digest
+                )));
             }
-            let size = files.get(&format!("blobs/sha256/{}", desc.digest.hex())).and_then(|f| f.layer_size).unwrap_or(desc.size);
-            layers.push(LayerRecord { diff_id: diff_id.clone(), blob: desc.digest.clone(), media_type: desc.media_type.clone(), blob_size: desc.size, size });
+            let size = files
+                .get(&format!("blobs/sha256/{}", desc.digest.hex()))
+                .and_then(|f| f.layer_size)
+                .unwrap_or(desc.size);
+            layers.push(LayerRecord {
+                diff_id: diff_id.clone(),
+                blob: desc.digest.clone(),
+                media_type: desc.media_type.clone(),
+                blob_size: desc.size,
+                size,
+            });
         }
-        let manifest_type = manifest.media_type.clone().unwrap_or_else(|| manifest_desc.media_type.clone());
+        let manifest_type = manifest
+            .media_type
+            .clone()
+            .unwrap_or_else(|| manifest_desc.media_type.clone());
         let tags: Vec<Reference> = oci_name(entry).into_iter().collect();
         let stored = store_image(
             engine,
-            ImageParts { config: &config_bytes, layers: &layers, manifest: Some((&manifest_bytes, &manifest_type)), parent: None },
+            ImageParts {
+                config: &config_bytes,
+                layers: &layers,
+                manifest: Some((&manifest_bytes, &manifest_type)),
+                parent: None,
+            },
             &tags,
         )?;
         report(&mut loaded, &stored, &tags);
     }
     if loaded.tags.is_empty() && loaded.ids.is_empty() {
-        return Err(invalid("invalid archive: index.json names no image for this platform"));
+        return Err(invalid(
+            "invalid archive: index.json names no image for this platform",
+        ));
     }
     Ok(loaded)
 }

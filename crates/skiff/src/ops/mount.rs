@@ -27,8 +27,9 @@ pub fn mount_image(engine: &Engine, input: &str) -> Result<PathBuf> {
     if is_mounted(&target) {
         return Ok(target);
     }
-    let top = unpack_image(engine, &image)?
-        .ok_or_else(|| OpError::invalid(format!("image {} has no layers to mount", image.id.short())))?;
+    let top = unpack_image(engine, &image)?.ok_or_else(|| {
+        OpError::invalid(format!("image {} has no layers to mount", image.id.short()))
+    })?;
     let snapshotter = engine.snapshotter()?;
     let key = mount_key(&image.id);
     let mounts = match snapshotter.stat(&key)? {

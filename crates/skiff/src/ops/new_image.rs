@@ -36,7 +36,10 @@ pub fn manifest_for(config_digest: &Digest, config_len: u64, layers: &[LayerReco
         schema_version: 2,
         media_type: Some(media::OCI_MANIFEST.to_owned()),
         config: Descriptor::new(media::OCI_CONFIG, config_digest.clone(), config_len),
-        layers: layers.iter().map(|l| Descriptor::new(&l.media_type, l.blob.clone(), l.blob_size)).collect(),
+        layers: layers
+            .iter()
+            .map(|l| Descriptor::new(&l.media_type, l.blob.clone(), l.blob_size))
+            .collect(),
         annotations: None,
     };
     to_canonical_json(&manifest)
@@ -59,7 +62,11 @@ pub fn store_image(engine: &Engine, parts: ImageParts<'_>, tags: &[Reference]) -
         id: id.clone(),
         manifest,
         manifest_media_type: manifest_type.to_owned(),
-        created: config.created.as_deref().and_then(skiff_image::spec::parse_rfc3339).unwrap_or(0),
+        created: config
+            .created
+            .as_deref()
+            .and_then(skiff_image::spec::parse_rfc3339)
+            .unwrap_or(0),
         size: parts.layers.iter().map(|l| l.size).sum(),
         parent: parts.parent,
         added: skiff_image::store::unix_now(),

@@ -28,8 +28,13 @@ pub fn prune_images(engine: &Engine, all: bool) -> Result<PruneReport> {
             if !containers_using(engine, &image)?.is_empty() {
                 continue;
             }
-            for t in tags.iter().chain(engine.meta.repo_digests_of(&image.id)?.iter()) {
-                report.events.push(RmiEvent::Untagged(super::resolve::familiar(t)));
+            for t in tags
+                .iter()
+                .chain(engine.meta.repo_digests_of(&image.id)?.iter())
+            {
+                report
+                    .events
+                    .push(RmiEvent::Untagged(super::resolve::familiar(t)));
             }
             engine.meta.delete_image(&image.id)?;
             report.events.push(RmiEvent::Deleted(image.id.to_string()));

@@ -19,7 +19,10 @@ pub struct Resolved {
 /// Looks an image up; `Ok(None)` when nothing matches.
 pub fn lookup(engine: &Engine, input: &str) -> Result<Option<Resolved>> {
     if let Some(id) = as_full_id(input) {
-        return Ok(engine.meta.image(&id)?.map(|image| Resolved { image, reference: None }));
+        return Ok(engine.meta.image(&id)?.map(|image| Resolved {
+            image,
+            reference: None,
+        }));
     }
     match Reference::parse_normalized_tagged(input) {
         Ok(reference) => {
@@ -29,7 +32,10 @@ pub fn lookup(engine: &Engine, input: &str) -> Result<Option<Resolved>> {
             };
             if let Some(id) = found {
                 if let Some(image) = engine.meta.image(&id)? {
-                    return Ok(Some(Resolved { image, reference: Some(reference) }));
+                    return Ok(Some(Resolved {
+                        image,
+                        reference: Some(reference),
+                    }));
                 }
             }
             by_prefix(engine, input)
@@ -70,7 +76,11 @@ fn as_full_id(input: &str) -> Option<Digest> {
 
 fn is_hex_prefix(input: &str) -> bool {
     let hex = input.strip_prefix("sha256:").unwrap_or(input);
-    !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    !hex.is_empty()
+        && hex.len() <= 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn by_prefix(engine: &Engine, input: &str) -> Result<Option<Resolved>> {
@@ -81,12 +91,20 @@ fn by_prefix(engine: &Engine, input: &str) -> Result<Option<Resolved>> {
     let ids = engine.meta.ids_with_prefix(hex)?;
     match ids.as_slice() {
         [] => Ok(None),
-        [id] => Ok(engine.meta.image(id)?.map(|image| Resolved { image, reference: None })),
-        _ => Err(OpError::invalid(format!("multiple IDs found with provided prefix: {hex}")).into()),
+        [id] => Ok(engine.meta.image(id)?.map(|image| Resolved {
+            image,
+            reference: None,
+        })),
+        _ => {
+            Err(OpError::invalid(format!("multiple IDs found with provided prefix: {hex}")).into())
+        }
     }
 }
 
 /// How docker shows a stored (normalized) tag: `busybox:latest`, `localhost:5000/app:v1`.
 pub fn familiar(stored: &str) -> String {
-    stored.parse::<Reference>().map(|r| r.familiar_string()).unwrap_or_else(|_| stored.to_owned())
+    stored
+        .parse::<Reference>()
+        .map(|r| r.familiar_string())
+        .unwrap_or_else(|_| stored.to_owned())
 }

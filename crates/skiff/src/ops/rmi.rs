@@ -41,7 +41,11 @@ pub fn remove_image(engine: &Engine, input: &str, force: bool) -> Result<Vec<Rmi
     if let Some(reference) = found.reference {
         // By name: untag just that name, and delete the image only if nothing else names it.
         let name = reference.to_string();
-        let others = tags.iter().chain(digests.iter()).filter(|t| **t != name).count();
+        let others = tags
+            .iter()
+            .chain(digests.iter())
+            .filter(|t| **t != name)
+            .count();
         if others == 0 && !force {
             if let Some(c) = users.first() {
                 return Err(OpError::conflict(format!(
@@ -53,7 +57,10 @@ pub fn remove_image(engine: &Engine, input: &str, force: bool) -> Result<Vec<Rmi
         }
         if !engine.meta.untag(&name)? {
             // A name@digest reference.
-            engine.meta.write()?.execute("DELETE FROM repo_digests WHERE name = ?1", [&name])?;
+            engine
+                .meta
+                .write()?
+                .execute("DELETE FROM repo_digests WHERE name = ?1", [&name])?;
         }
         events.push(RmiEvent::Untagged(reference.familiar_string()));
         if others > 0 {

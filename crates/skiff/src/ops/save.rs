@@ -41,11 +41,15 @@ struct ArchiveManifest {
 fn select(engine: &Engine, inputs: &[String]) -> Result<Vec<Selected>> {
     let mut out: Vec<Selected> = Vec::new();
     for input in inputs {
-        let bare_name = Reference::parse_normalized(input).ok().filter(|r| r.tag().is_none() && r.digest().is_none());
+        let bare_name = Reference::parse_normalized(input)
+            .ok()
+            .filter(|r| r.tag().is_none() && r.digest().is_none());
         let mut found: Vec<(ImageRecord, Option<Reference>)> = Vec::new();
         if let Some(name) = &bare_name {
             for (tag, id) in engine.meta.all_tags()? {
-                let Ok(r) = tag.parse::<Reference>() else { continue };
+                let Ok(r) = tag.parse::<Reference>() else {
+                    continue;
+                };
                 if r.name() == name.name() {
                     if let Some(image) = engine.meta.image(&id)? {
                         found.push((image, Some(r)));
@@ -61,7 +65,10 @@ fn select(engine: &Engine, inputs: &[String]) -> Result<Vec<Selected>> {
         for (image, tag) in found {
             match out.iter_mut().find(|s| s.image.id == image.id) {
                 Some(s) => s.tags.extend(tag.filter(|t| !s.tags.contains(t))),
-                None => out.push(Selected { image, tags: tag.into_iter().collect() }),
+                None => out.push(Selected {
+                    image,
+                    tags: tag.into_iter().collect(),
+                }),
             }
         }
     }
@@ -91,7 +98,8 @@ pub fn save(engine: &Engine, inputs: &[String], out: impl Write) -> Result<()> {
         let manifest = manifest_for(&sel.image.id, config.len() as u64, &local_layers);
         let manifest_digest = Digest::of_bytes(&manifest);
         append_blob(&mut tar, &manifest_digest, &manifest, &mut written)?;
-        let descriptor = Descriptor::new(media::OCI_MANIFEST, manifest_digest, manifest.len() as u64);
+        let descriptor =
+            Descriptor::new(media::OCI_MANIFEST, manifest_digest, manifest.len() as u64);
         if sel.tags.is_empty() {
             index_entries.push(descriptor.clone());
         }
@@ -99,20 +107,41 @@ pub fn save(engine: &Engine, inputs: &[String], out: impl Write) -> Result<()> {
             let mut d = descriptor.clone();
             let mut annotations = BTreeMap::new();
             annotations.insert("io.containerd.image.name".to_owned(), tag.to_string());
-            annotations.insert("org.opencontainers.image.ref.name".to_owned(), tag.tag().unwrap_or("latest").to_owned());
+            annotations.insert(
+                "org.opencontainers.image.ref.name".to_owned(),
+                tag.tag().unwrap_or("latest").to_owned(),
+            );
             d.annotations = Some(annotations);
             index_entries.push(d);
         }
         archive_manifests.push(ArchiveManifest {
             config: blob_path(&sel.image.id),
-            repo_tags: (!sel.tags.is_empty()).then(|| sel.tags.iter().map(Reference::familiar_string).collect()),
+            repo_tags: (!sel.tags.is_empty())
+                .then(|| sel.tags.iter().map(Reference::familiar_string).collect()),
             layers: layer_paths,
         });
     }
-    let index = Index { schema_version: 2, media_type: Some(media::OCI_INDEX.to_owned()), manifests: index_entries, annotations: None };
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(media::OCI_INDEX.to_owned()),
+        manifests: index_entries,
+        annotations: None,
+    };
     append_file(&mut tar, "index.json", &to_canonical_json(&index))?;
-    append_file(&mut tar, "manifest.json", &to_canonical_json(&archive_manifests))?;
-    append_file(&mut tar, "oci-layout", format!("{{\"imageLayoutVersion\":\"{}\"}}", media::OCI_LAYOUT_VERSION).as_bytes())?;
+    append_file(
+        &mut tar,
+        "manifest.json",
+        &to_canonical_json(&archive_manifests),
+    )?;
+    append_file(
+        &mut tar,
+        "oci-layout",
+        format!(
+            "{{\"imageLayoutVersion\":\"{}\"}}",
+            media::OCI_LAYOUT_VERSION
+        )
+        .as_bytes(),
+    )?;
     tar.into_inner().context("finishing the archive")?.flush()?;
     Ok(())
 }
@@ -144,7 +173,12 @@ fn append_file<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]) ->
     Ok(())
 }
 
-fn append_blob<W: Write>(tar: &mut tar::Builder<W>, d: &Digest, bytes: &[u8], written: &mut HashSet<Digest>) -> Result<()> {
+fn append_blob<W: Write>(
+    tar: &mut tar::Builder<W>,
+    d: &Digest,
+    bytes: &[u8],
+    written: &mut HashSet<Digest>,
+) -> Result<()> {
     if written.insert(d.clone()) {
         append_file(tar, &blob_path(d), bytes)?;
     }
@@ -154,7 +188,12 @@ fn append_blob<W: Write>(tar: &mut tar::Builder<W>, d: &Digest, bytes: &[u8], wr
 /// Writes a layer as an uncompressed tar blob and returns it as such. Layers kept compressed
 /// (from a registry or an OCI archive) are decompressed through a temporary file first,
 /// because a tar header needs the size before the data.
-fn append_layer<W: Write>(engine: &Engine, tar: &mut tar::Builder<W>, layer: &LayerRecord, written: &mut HashSet<Digest>) -> Result<LayerRecord> {
+fn append_layer<W: Write>(
+    engine: &Engine,
+    tar: &mut tar::Builder<W>,
+    layer: &LayerRecord,
+    written: &mut HashSet<Digest>,
+) -> Result<LayerRecord> {
     let mut blob = engine.content.open_blob(&layer.blob)?;
     let mut magic = [0u8; 6];
     let n = read_prefix(&mut blob, &mut magic)?;
@@ -175,10 +214,15 @@ fn append_layer<W: Write>(engine: &Engine, tar: &mut tar::Builder<W>, layer: &La
     let mut tmp = tempfile::tempfile_in(engine.tmp_dir()?)?;
     let (_, mut reader) = decompressing_reader(io::BufReader::with_capacity(1 << 20, blob))?;
     let mut hashing = skiff_image::digest::HashingWriter::new(&mut tmp);
-    io::copy(&mut reader, &mut hashing).with_context(|| format!("decompressing layer {}", layer.blob))?;
+    io::copy(&mut reader, &mut hashing)
+        .with_context(|| format!("decompressing layer {}", layer.blob))?;
     let (_, diff_id, size) = hashing.finish();
     if diff_id != layer.diff_id {
-        anyhow::bail!("layer {} does not match its diff ID {} (content hashes to {diff_id})", layer.blob, layer.diff_id);
+        anyhow::bail!(
+            "layer {} does not match its diff ID {} (content hashes to {diff_id})",
+            layer.blob,
+            layer.diff_id
+        );
     }
     tmp.rewind()?;
     if written.insert(diff_id.clone()) {

@@ -35,7 +35,13 @@ pub fn unpack_image(engine: &Engine, image: &ImageRecord) -> Result<Option<Strin
     Ok(parent)
 }
 
-fn apply_one(engine: &Engine, blob: &Digest, diff_id: &Digest, chain: &str, parent: Option<&str>) -> Result<()> {
+fn apply_one(
+    engine: &Engine,
+    blob: &Digest,
+    diff_id: &Digest,
+    chain: &str,
+    parent: Option<&str>,
+) -> Result<()> {
     let snapshotter = engine.snapshotter()?;
     let extract = format!("extract-{}", chain.trim_start_matches("sha256:"));
     // We hold the chain's lock: an extract snapshot under this key is a killed process's.
@@ -46,8 +52,14 @@ fn apply_one(engine: &Engine, blob: &Digest, diff_id: &Digest, chain: &str, pare
     let result = (|| -> Result<()> {
         let target = snapshotter.layer_target(&extract)?;
         let file = engine.content.open_blob(blob)?;
-        let stats = apply_layer(BufReader::with_capacity(1 << 20, file), &target.dir, &ApplyOptions { whiteouts: target.whiteouts })
-            .with_context(|| format!("applying layer {blob}"))?;
+        let stats = apply_layer(
+            BufReader::with_capacity(1 << 20, file),
+            &target.dir,
+            &ApplyOptions {
+                whiteouts: target.whiteouts,
+            },
+        )
+        .with_context(|| format!("applying layer {blob}"))?;
         if &stats.diff_id != diff_id {
             return Err(OpError::invalid(format!(
                 "layer {blob} does not match the image config: its content hashes to {}, the config says {diff_id}",
@@ -56,7 +68,8 @@ fn apply_one(engine: &Engine, blob: &Digest, diff_id: &Digest, chain: &str, pare
             .into());
         }
         // One syncfs for the whole tree instead of an fsync per file.
-        let dir = File::open(&target.dir).with_context(|| format!("opening {}", target.dir.display()))?;
+        let dir =
+            File::open(&target.dir).with_context(|| format!("opening {}", target.dir.display()))?;
         rustix::fs::syncfs(&dir).with_context(|| format!("syncing {}", target.dir.display()))?;
         snapshotter.commit(chain, &extract)?;
         Ok(())
