@@ -380,3 +380,38 @@ fn tag_rejects_uppercase_repository_with_dockers_message() {
         "no tag was added"
     );
 }
+
+/// `import URL`: the tar is fetched over HTTP (from a one-shot server on loopback that this
+/// test runs) and gives the same image content as importing the file.
+#[test]
+fn import_from_an_http_url() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    let s = Skiff::new();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = listener.local_addr().expect("addr").port();
+    let body = fs::read(busybox_tar()).expect("read fixture");
+    let server = std::thread::spawn(move || {
+        // Serve exactly one request, then stop: the test never leaves a listener behind.
+        let (stream, _) = listener.accept().expect("accept");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut line = String::new();
+        while reader.read_line(&mut line).expect("read request") > 2 {
+            line.clear();
+        }
+        let mut out = stream;
+        write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).expect("write");
+        out.write_all(&body).expect("write body");
+    });
+    let url = format!("http://127.0.0.1:{port}/busybox.tar");
+    let out = s.ok(["import", &url, "fromurl:1"]);
+    server.join().expect("server thread");
+    let from_url = out.stdout.trim().to_owned();
+    assert!(is_image_id(&from_url), "{out}");
+    let history = s.ok(["history", "--no-trunc", "--format", "{{.Comment}}", "fromurl:1"]);
+    assert_eq!(history.stdout.trim(), format!("Imported from {url}"), "{history}");
+    let from_file = s.ok(["import", busybox_tar().to_str().expect("utf-8"), "fromfile:1"]);
+    let layers = |r: &str| s.ok(["inspect", "-f", "{{json .RootFS.Layers}}", r]).stdout;
+    assert_eq!(layers("fromurl:1"), layers("fromfile:1"), "{from_file}");
+}
