@@ -244,12 +244,17 @@ fn lock_ingest(dir: &Path) -> Result<File, ContentError> {
     let lock_path = dir.join("lock");
     loop {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let lock = OpenOptions::new()
+        let lock = match OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(false)
             .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
+        {
+            Ok(f) => f,
+            // A committing writer removed the directory between our mkdir and open.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(ContentError::Io { path: lock_path.clone(), source: e }),
+        };
         flock(&lock, FlockOperation::LockExclusive).map_err(|e| ContentError::Io {
             path: lock_path.clone(),
             source: e.into(),

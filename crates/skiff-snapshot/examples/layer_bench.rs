@@ -18,8 +18,8 @@ use std::process::ExitCode;
 
 use skiff_image::Digest;
 use skiff_snapshot::layer::{
-    apply_layer, compressing_writer, write_layer, ApplyOptions, Compression, DiffOptions, DiffSource,
-    WhiteoutMode,
+    apply_layer, compressing_writer, write_layer, ApplyOptions, Compression, DiffOptions,
+    DiffSource, WhiteoutMode,
 };
 
 const USAGE: &str = "usage:
@@ -78,7 +78,11 @@ fn pack_args(args: &[String]) -> Result<(Vec<&str>, Compression)> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let value = if a == "--compression" || a == "-c" {
-            Some(it.next().ok_or("--compression needs a value (gzip, zstd or none)")?.as_str())
+            Some(
+                it.next()
+                    .ok_or("--compression needs a value (gzip, zstd or none)")?
+                    .as_str(),
+            )
         } else {
             a.strip_prefix("--compression=")
         };
@@ -107,10 +111,21 @@ fn pack(dir: &Path, out: &Path, compression: Compression) -> Result<()> {
     }
     let file = File::create(out).map_err(|e| format!("creating {}: {e}", out.display()))?;
     let mut w = compressing_writer(BufWriter::with_capacity(IO_BUFFER, file), compression)?;
-    let stats = write_layer(DiffSource::Compare { lower: None, upper: dir }, &mut w, &DiffOptions::default())?;
-    w.finish().map_err(|e| format!("writing {}: {e}", out.display()))?;
+    let stats = write_layer(
+        DiffSource::Compare {
+            lower: None,
+            upper: dir,
+        },
+        &mut w,
+        &DiffOptions::default(),
+    )?;
+    w.finish()
+        .map_err(|e| format!("writing {}: {e}", out.display()))?;
     let written = fs::metadata(out)?.len();
-    eprintln!("packed {} entries, {} tar bytes, {written} {compression} bytes", stats.entries, stats.size);
+    eprintln!(
+        "packed {} entries, {} tar bytes, {written} {compression} bytes",
+        stats.entries, stats.size
+    );
     Ok(())
 }
 
@@ -118,7 +133,13 @@ fn pack(dir: &Path, out: &Path, compression: Compression) -> Result<()> {
 fn unpack(tar: &Path, dir: &Path) -> Result<()> {
     let file = File::open(tar).map_err(|e| format!("opening {}: {e}", tar.display()))?;
     fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let stats = apply_layer(file, dir, &ApplyOptions { whiteouts: WhiteoutMode::Remove })?;
+    let stats = apply_layer(
+        file,
+        dir,
+        &ApplyOptions {
+            whiteouts: WhiteoutMode::Remove,
+        },
+    )?;
     eprintln!(
         "unpacked {} entries, {} tar bytes ({}), diff_id {}",
         stats.entries, stats.size, stats.compression, stats.diff_id

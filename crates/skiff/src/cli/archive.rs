@@ -9,8 +9,9 @@ use clap::Args;
 
 use super::progress::Progress;
 use super::GlobalOptions;
-use crate::ops::error::OpError;
+use crate::ops::error::{kind_of, OpError, PlainError};
 use crate::ops::import::{import, ImportOptions};
+use crate::ops::load::LoadLine;
 use crate::ops::tag::parse_new_tag;
 
 #[derive(Args, Debug)]
@@ -41,46 +42,68 @@ pub fn run_import(g: &GlobalOptions, a: ImportArgs) -> Result<()> {
             .into());
         }
     }
-    let tag = a.reference.as_deref().map(parse_new_tag).transpose()?;
+    let is_url = a.source.starts_with("http://") || a.source.starts_with("https://");
+    // As docker's CLI: the file is opened first, then the name checked, both on the client.
+    let file = if a.source == "-" || is_url {
+        None
+    } else {
+        Some(open_input(Path::new(&a.source))?)
+    };
+    let tag = a.reference.as_deref().map(import_tag).transpose()?;
     let engine = g.engine()?;
     let opts = ImportOptions {
-        source_name: a.source.clone(),
+        // docker streams files as the request body: the daemon records them as from `-`.
+        source_name: if is_url { a.source.clone() } else { "-".into() },
         changes: a.change.clone(),
         message: a.message.clone(),
         tag,
     };
-    let id = if a.source == "-" {
-        let progress = Progress::new("Importing", None, false);
-        let id = import(&engine, progress.reader(io::stdin().lock()), &opts)?;
-        progress.finish();
-        id
-    } else if a.source.starts_with("http://") || a.source.starts_with("https://") {
-        let response = ureq::get(&a.source)
-            .call()
-            .with_context(|| format!("fetching {}", a.source))?;
-        let total = response.body().content_length();
-        let progress = Progress::new("Importing", total, false);
-        let id = import(
-            &engine,
-            progress.reader(response.into_body().into_reader()),
-            &opts,
-        )?;
-        progress.finish();
-        id
-    } else {
-        let (file, len) = open_input(Path::new(&a.source))?;
-        let progress = Progress::new("Importing", Some(len), false);
-        let id = import(&engine, progress.reader(file), &opts)?;
-        progress.finish();
-        id
+    let id = match file {
+        Some((file, len)) => {
+            let progress = Progress::new("Importing", Some(len), false);
+            let id = import(&engine, progress.reader(file), &opts)?;
+            progress.finish();
+            id
+        }
+        None if is_url => {
+            let response = ureq::get(&a.source)
+                .call()
+                .with_context(|| format!("fetching {}", a.source))?;
+            let total = response.body().content_length();
+            let progress = Progress::new("Importing", total, false);
+            let id = import(
+                &engine,
+                progress.reader(response.into_body().into_reader()),
+                &opts,
+            )?;
+            progress.finish();
+            id
+        }
+        None => {
+            let progress = Progress::new("Importing", None, false);
+            let id = import(&engine, progress.reader(io::stdin().lock()), &opts)?;
+            progress.finish();
+            id
+        }
     };
     println!("{id}");
     Ok(())
 }
 
+/// The REPOSITORY[:TAG] of `import`: checked by docker's client (errors print without the
+/// daemon prefix), except that a digest is refused by the daemon.
+fn import_tag(reference: &str) -> Result<skiff_image::reference::Reference> {
+    let parsed = skiff_image::reference::Reference::parse_normalized(reference)
+        .map_err(|e| PlainError::invalid(e.to_string()))?;
+    if parsed.digest().is_some() {
+        return Err(OpError::invalid("cannot import digest reference").into());
+    }
+    parse_new_tag(reference)
+}
+
 fn open_input(path: &Path) -> Result<(File, u64)> {
     let file = File::open(path).map_err(|e| {
-        OpError::new(
+        PlainError::new(
             skiff_image::error::io_kind(&e),
             format!("open {}: {}", path.display(), io_error_text(&e)),
         )
@@ -94,8 +117,25 @@ fn io_error_text(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::NotFound => "no such file or directory".into(),
         io::ErrorKind::PermissionDenied => "permission denied".into(),
+        io::ErrorKind::NotADirectory => "not a directory".into(),
         _ => e.to_string(),
     }
+}
+
+/// docker's `ValidateOutputPath`, checked by the client before it asks for the archive.
+fn validate_output_path(path: &Path) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        if let Err(e) = std::fs::metadata(dir) {
+            return Err(PlainError::invalid(format!(
+                "failed to save image: invalid output path: stat {}: {}",
+                dir.display(),
+                io_error_text(&e)
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -108,15 +148,19 @@ pub struct SaveArgs {
 }
 
 pub fn run_save(g: &GlobalOptions, a: SaveArgs) -> Result<()> {
+    match &a.output {
+        None if io::stdout().is_terminal() => {
+            return Err(PlainError::invalid(
+                "cowardly refusing to save to a terminal. Use the -o flag or redirect",
+            )
+            .into());
+        }
+        None => {}
+        Some(path) => validate_output_path(path)?,
+    }
     let engine = g.engine()?;
     match &a.output {
         None => {
-            if io::stdout().is_terminal() {
-                return Err(OpError::invalid(
-                    "cowardly refusing to save to a terminal. Use the -o flag or redirect",
-                )
-                .into());
-            }
             let out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
             crate::ops::save::save(&engine, &a.images, out)
         }
@@ -164,40 +208,39 @@ pub struct LoadArgs {
 }
 
 pub fn run_load(g: &GlobalOptions, a: LoadArgs) -> Result<()> {
-    let engine = g.engine()?;
-    let loaded = match &a.input {
-        Some(path) => {
-            let (file, len) = open_input(path)?;
-            let progress = Progress::new("Loading layer", Some(len), a.quiet);
-            let r = crate::ops::load::load(&engine, progress.reader(file));
-            progress.finish();
-            r?
-        }
+    let input: Box<dyn io::Read> = match &a.input {
+        Some(path) => Box::new(open_input(path)?.0),
         None => {
             let stdin = io::stdin();
             if stdin.is_terminal() {
                 return Err(
-                    OpError::invalid("requested load from stdin, but stdin is empty").into(),
+                    PlainError::invalid("requested load from stdin, but stdin is empty").into(),
                 );
             }
-            let progress = Progress::new("Loading layer", None, a.quiet);
-            let r = crate::ops::load::load(&engine, progress.reader(stdin.lock()));
-            progress.finish();
-            r?
+            Box::new(stdin.lock())
         }
     };
+    let total = a
+        .input
+        .as_ref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len());
+    let engine = g.engine()?;
+    let progress = Progress::new("Loading layer", total, a.quiet);
+    let r = crate::ops::load::load(&engine, progress.reader(input));
+    progress.finish();
+    // docker streams load errors back as messages and prints them as they are.
+    let loaded = r.map_err(|e| PlainError::new(kind_of(&e), format!("{e:#}")))?;
     let mut out = io::stdout().lock();
-    for (tag, old) in &loaded.renamed {
-        writeln!(
-            out,
-            "The image {tag} already exists, renaming the old one with ID {old} to empty string"
-        )?;
-    }
-    for tag in &loaded.tags {
-        writeln!(out, "Loaded image: {tag}")?;
-    }
-    for id in &loaded.ids {
-        writeln!(out, "Loaded image ID: {id}")?;
+    for line in &loaded.lines {
+        match line {
+            LoadLine::Renamed(tag, old) => writeln!(
+                out,
+                "The image {tag} already exists, renaming the old one with ID {old} to empty string"
+            )?,
+            LoadLine::Tag(tag) => writeln!(out, "Loaded image: {tag}")?,
+            LoadLine::Id(id) => writeln!(out, "Loaded image ID: {id}")?,
+        }
     }
     Ok(())
 }

@@ -70,13 +70,16 @@ pub fn run(g: &GlobalOptions, a: HistoryArgs) -> Result<()> {
     });
     let table = if a.quiet {
         "{{.ID}}"
-    } else {
+    } else if a.human {
         "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+    } else {
+        // docker's non-human table shows the CREATED AT column.
+        "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
     };
     let format = match (&a.format, a.quiet) {
         (Some(f), _) => Some(f.as_str()),
         (None, true) => Some(table),
         (None, false) => None,
     };
-    print_rows(format, table, &headers, &values)
+    print_rows(format, table, &headers, &values, "*image.historyContext")
 }

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
-use super::format::{human_size_with_precision, time_ago};
+use super::format::{human_size, human_size_with_precision, time_ago};
 use super::output::{go_time_string, now_secs, print_rows};
 use super::GlobalOptions;
 use crate::ops::list::{list_images, Filters, ListOptions};
@@ -18,7 +18,7 @@ pub struct ImagesArgs {
     #[arg(long)]
     pub digests: bool,
     /// Filter output based on conditions provided
-    #[arg(short, long = "filter", value_name = "filter")]
+    #[arg(short, long = "filter", value_name = "filter", value_parser = filter_arg)]
     pub filter: Vec<String>,
     /// Pretty-print images using a Go template
     #[arg(long, value_name = "string")]
@@ -31,6 +31,15 @@ pub struct ImagesArgs {
     pub quiet: bool,
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub reference: Option<String>,
+}
+
+/// A `-f` value must be `name=value`; docker refuses anything else as a flag error (exit 125).
+pub fn filter_arg(s: &str) -> Result<String, String> {
+    if s.contains('=') {
+        Ok(s.to_owned())
+    } else {
+        Err("bad format of filter (expected name=value)".to_owned())
+    }
 }
 
 pub fn run(g: &GlobalOptions, a: ImagesArgs) -> Result<()> {
@@ -61,7 +70,7 @@ pub fn run(g: &GlobalOptions, a: ImagesArgs) -> Result<()> {
                 "Size": human_size_with_precision(r.image.size, 3),
                 "Tag": r.tag,
                 "UniqueSize": "N/A",
-                "VirtualSize": human_size_with_precision(r.image.size, 3),
+                "VirtualSize": human_size(r.image.size),
             })
         })
         .collect();
@@ -83,5 +92,5 @@ pub fn run(g: &GlobalOptions, a: ImagesArgs) -> Result<()> {
         (None, true) => Some(table),
         (None, false) => None,
     };
-    print_rows(format, table, &headers, &values)
+    print_rows(format, table, &headers, &values, "*formatter.imageContext")
 }

@@ -1,12 +1,21 @@
 //! `skiff inspect` and `skiff image inspect`.
+//!
+//! Like docker's CLI: every name is looked up, what was found is printed (as one JSON array,
+//! or one template result per object), then each failure is reported on its own line and the
+//! command exits 1. Missing objects are `Error: No such object: NAME` for plain `inspect` and
+//! the daemon's `No such image: NAME:latest` for `image inspect` / `--type image`.
+
+use std::io::Write;
 
 use anyhow::Result;
 use clap::Args;
+use serde_json::Value;
 
 use super::format::Template;
 use super::output::to_docker_json;
 use super::GlobalOptions;
-use crate::ops::error::OpError;
+use crate::ops::error::{kind_of, ErrorKind, PlainError, Reported};
+use crate::ops::inspect::INSPECT_MAP_FIELDS;
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
@@ -23,36 +32,119 @@ pub struct InspectArgs {
     pub names: Vec<String>,
 }
 
-pub fn run(g: &GlobalOptions, a: InspectArgs, images_only: bool) -> Result<()> {
-    if let Some(t) = &a.kind {
-        if t != "image" {
-            return Err(
-                OpError::invalid(format!("\"{t}\" is not a valid value for --type")).into(),
-            );
-        }
+/// The object types `docker inspect --type` knows.
+const TYPES: &[&str] = &[
+    "config",
+    "container",
+    "image",
+    "network",
+    "node",
+    "plugin",
+    "secret",
+    "service",
+    "task",
+    "volume",
+];
+
+/// What docker's daemon answers for a name of a type skiff has no objects of (yet).
+fn not_found(kind: &str, name: &str) -> String {
+    match kind {
+        "container" => format!("Error response from daemon: No such container: {name}"),
+        "network" => format!("Error response from daemon: network {name} not found"),
+        "volume" => format!("Error response from daemon: get {name}: no such volume"),
+        "plugin" => format!("Error response from daemon: plugin \"{name}\" not found"),
+        _ => "Error response from daemon: This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.".to_owned(),
     }
+}
+
+pub fn run(g: &GlobalOptions, a: InspectArgs, images_only: bool) -> Result<()> {
+    let kind = match &a.kind {
+        Some(t) if !TYPES.contains(&t.as_str()) => {
+            let list: Vec<String> = TYPES.iter().map(|t| format!("{t:?}")).collect();
+            return Err(PlainError::invalid(format!(
+                "unknown type: {t:?}: must be one of {}",
+                list.join(", ")
+            ))
+            .into());
+        }
+        Some(t) => Some(t.as_str()),
+        None if images_only => Some("image"),
+        None => None,
+    };
     let engine = g.engine()?;
     let template = a.format.as_deref().map(Template::parse).transpose()?;
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
+    let mut found: Vec<Value> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    let mut out = String::new();
     for name in &a.names {
-        match crate::ops::resolve::lookup(&engine, name)? {
-            Some(_) => found.push(crate::ops::inspect::inspect_image(&engine, name)?),
-            None => missing.push(name.clone()),
-        }
-    }
-    match &template {
-        Some(t) => {
-            for v in &found {
-                println!("{}", t.execute(v)?);
+        let doc = match kind {
+            Some("image") | None => crate::ops::inspect::inspect_image(&engine, name),
+            Some(other) => {
+                errors.push(not_found(other, name));
+                continue;
             }
+        };
+        let doc = match doc {
+            Ok(doc) => doc,
+            Err(e) if kind.is_none() => {
+                // docker tries each object type; a name that is no image is no object.
+                if !matches!(
+                    kind_of(&e),
+                    ErrorKind::NotFound | ErrorKind::InvalidArgument
+                ) {
+                    return Err(e);
+                }
+                errors.push(format!("Error: No such object: {name}"));
+                continue;
+            }
+            Err(e) => {
+                if !matches!(
+                    kind_of(&e),
+                    ErrorKind::NotFound | ErrorKind::InvalidArgument
+                ) {
+                    return Err(e);
+                }
+                errors.push(format!("Error response from daemon: {e}"));
+                continue;
+            }
+        };
+        match &template {
+            Some(t) => match execute(t, &doc) {
+                Ok(text) => {
+                    out.push_str(&text);
+                    out.push('\n');
+                }
+                Err(e) => errors.push(e.to_string()),
+            },
+            None => found.push(doc),
         }
-        None => println!("{}", to_docker_json(&found)?),
     }
-    if let Some(name) = missing.first() {
-        // docker prints what it found, then fails on the first name it did not.
-        let what = if images_only { "image" } else { "object" };
-        return Err(OpError::not_found(format!("No such {what}: {name}")).into());
+    let mut stdout = std::io::stdout().lock();
+    match &template {
+        // docker prints an empty line when no template produced anything.
+        Some(_) if out.is_empty() => writeln!(stdout)?,
+        Some(_) => stdout.write_all(out.as_bytes())?,
+        None => writeln!(stdout, "{}", to_docker_json(&found)?)?,
     }
-    Ok(())
+    stdout.flush()?;
+    if errors.is_empty() {
+        return Ok(());
+    }
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    Err(Reported(anyhow::anyhow!(errors.join("\n"))).into())
+}
+
+/// docker's `TemplateInspector`: the template runs on the typed object first; if that fails
+/// it runs again on the raw JSON with `missingkey=error`, whose error is the one reported.
+fn execute(t: &Template, doc: &Value) -> Result<String, super::format::TemplateError> {
+    match t
+        .clone()
+        .typed("types.ImageInspect", INSPECT_MAP_FIELDS)
+        .execute(doc)
+    {
+        Ok(text) => Ok(text),
+        Err(_) => t.clone().missing_key_error(true).execute(doc),
+    }
 }

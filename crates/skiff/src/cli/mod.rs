@@ -17,6 +17,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use crate::ops::engine::Engine;
+use crate::ops::error::{PlainError, Reported};
 
 /// A daemonless, Docker-compatible container engine.
 #[derive(Parser, Debug)]
@@ -144,8 +145,37 @@ pub enum SystemCommand {
     Prune(system::PruneArgs),
 }
 
-/// Runs one parsed command line.
+/// Runs one parsed command line. Errors docker's CLI prints without the
+/// `Error response from daemon: ` prefix (client-side checks, template errors, errors that
+/// `load` streams) are printed here as they are and handed back as already reported.
 pub fn run(cli: Cli) -> Result<()> {
+    dispatch(cli).map_err(|e| {
+        if e.downcast_ref::<Reported>().is_some() {
+            return e;
+        }
+        match plain_message(&e) {
+            Some(msg) => {
+                eprintln!("{msg}");
+                Reported(e).into()
+            }
+            None => e,
+        }
+    })
+}
+
+/// The text of an error docker prints without the daemon prefix, if `e` is one.
+fn plain_message(e: &anyhow::Error) -> Option<String> {
+    e.chain().find_map(|cause| {
+        if let Some(p) = cause.downcast_ref::<PlainError>() {
+            return Some(p.message.clone());
+        }
+        cause
+            .downcast_ref::<format::TemplateError>()
+            .map(ToString::to_string)
+    })
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
     let g = &cli.global;
     match cli.command {
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(g, a),

@@ -59,15 +59,18 @@ pub fn confirm(question: &str) -> Result<bool> {
     ))
 }
 
-/// Renders rows with a `--format` value (or the default table) and prints them.
+/// Renders rows with a `--format` value (or the default table) and prints them. `context`
+/// is the Go type docker's formatter gives a row (`*formatter.imageContext`), named in the
+/// error for a field that does not exist.
 pub fn print_rows(
     format_flag: Option<&str>,
     default_table: &str,
     headers: &serde_json::Value,
     rows: &[serde_json::Value],
+    context: &str,
 ) -> Result<()> {
     let format = Format::parse(format_flag.unwrap_or(""))?;
-    let text = format::render(&format, default_table, headers, rows)?;
+    let text = format::render_typed(&format, default_table, headers, rows, Some(context))?;
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())?;
     Ok(())

@@ -71,6 +71,7 @@ pub fn run_info(g: &GlobalOptions, a: InfoArgs) -> Result<()> {
         return Ok(());
     }
     println!("Client:");
+    println!(" Version:    {}", env!("CARGO_PKG_VERSION"));
     println!(" Context:    default");
     println!(" Debug Mode: {}", g.debug);
     println!();
@@ -99,6 +100,8 @@ pub fn run_info(g: &GlobalOptions, a: InfoArgs) -> Result<()> {
     println!(" Name: {}", info["Name"].as_str().unwrap_or_default());
     println!(" Docker Root Dir: {}", engine.root().display());
     println!(" Debug Mode: {}", g.debug);
+    // docker ends its report with an empty line.
+    println!();
     Ok(())
 }
 
@@ -180,6 +183,7 @@ pub fn run_df(g: &GlobalOptions, a: DfArgs) -> Result<()> {
         "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
         &headers,
         &rows,
+        "*formatter.diskUsageImagesContext",
     )
 }
 
@@ -210,7 +214,7 @@ pub fn run_prune(g: &GlobalOptions, a: PruneArgs) -> Result<()> {
         return Ok(());
     }
     let engine = g.engine()?;
-    let report = crate::ops::prune::prune_images(&engine, a.all)?;
+    let report = crate::ops::prune::prune_images(&engine, a.all, &Default::default())?;
     if !report.events.is_empty() {
         println!("Deleted Images:");
         for e in &report.events {

@@ -73,7 +73,7 @@ pub struct PruneArgs {
     #[arg(short, long)]
     pub all: bool,
     /// Provide filter values (e.g. 'until=<timestamp>')
-    #[arg(long = "filter", value_name = "filter")]
+    #[arg(long = "filter", value_name = "filter", value_parser = super::images::filter_arg)]
     pub filter: Vec<String>,
     /// Do not prompt for confirmation
     #[arg(short, long)]
@@ -81,13 +81,7 @@ pub struct PruneArgs {
 }
 
 pub fn run_prune(g: &GlobalOptions, a: PruneArgs) -> Result<()> {
-    if let Some(f) = a.filter.first() {
-        return Err(crate::ops::error::OpError::invalid(format!(
-            "Invalid filter '{}'",
-            f.split('=').next().unwrap_or(f)
-        ))
-        .into());
-    }
+    let filters = crate::ops::prune::PruneFilters::parse(&a.filter, super::output::now_secs())?;
     let warning = if a.all {
         "WARNING! This will remove all images without at least one container associated to them."
     } else {
@@ -97,7 +91,7 @@ pub fn run_prune(g: &GlobalOptions, a: PruneArgs) -> Result<()> {
         return Ok(());
     }
     let engine = g.engine()?;
-    let report = crate::ops::prune::prune_images(&engine, a.all)?;
+    let report = crate::ops::prune::prune_images(&engine, a.all, &filters)?;
     if !report.events.is_empty() {
         println!("Deleted Images:");
         for e in &report.events {

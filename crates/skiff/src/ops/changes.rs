@@ -24,25 +24,73 @@ const ALLOWED: &[&str] = &[
 
 /// Applies one `--change` line to `config`.
 pub fn apply_change(config: &mut RunConfig, line: &str) -> Result<(), OpError> {
-    let line = line.trim();
+    apply_changes(config, &[line.to_owned()])
+}
+
+/// Applies the `--change` lines to `config` as docker does: the lines form a small
+/// Dockerfile (blank lines and comments are skipped), every instruction is checked before any
+/// is applied, and a CMD given in the same changes survives a later ENTRYPOINT.
+pub fn apply_changes(config: &mut RunConfig, lines: &[String]) -> Result<(), OpError> {
+    let instructions: Vec<&str> = lines
+        .iter()
+        .flat_map(|l| l.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    if instructions.is_empty() {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        return Err(OpError::invalid("file with no instructions"));
+    }
+    for line in &instructions {
+        let word = line.split(char::is_whitespace).next().unwrap_or(line);
+        if !ALLOWED.contains(&word.to_ascii_uppercase().as_str()) {
+            // docker's parser lowercases the instruction it names here.
+            return Err(OpError::invalid(format!(
+                "{} is not a valid change command",
+                word.to_lowercase()
+            )));
+        }
+    }
+    let mut cmd_set = false;
+    for line in instructions {
+        apply_one(config, line, &mut cmd_set)?;
+    }
+    Ok(())
+}
+
+fn apply_one(config: &mut RunConfig, line: &str, cmd_set: &mut bool) -> Result<(), OpError> {
     let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
     let instruction = word.to_ascii_uppercase();
     let rest = rest.trim();
-    if !ALLOWED.contains(&instruction.as_str()) {
-        return Err(OpError::invalid(format!(
-            "{instruction} is not a valid change command"
-        )));
-    }
-    let missing = || OpError::invalid(format!("{instruction} requires at least one argument"));
-    if rest.is_empty() && instruction != "CMD" && instruction != "ENTRYPOINT" {
-        return Err(missing());
+    if rest.is_empty() {
+        match instruction.as_str() {
+            "CMD" | "ENTRYPOINT" => {}
+            "USER" | "WORKDIR" | "STOPSIGNAL" => {
+                return Err(OpError::invalid(format!(
+                    "{instruction} requires exactly one argument"
+                )))
+            }
+            _ => {
+                return Err(OpError::invalid(format!(
+                    "{instruction} requires at least one argument"
+                )))
+            }
+        }
     }
     match instruction.as_str() {
-        "CMD" => config.cmd = Some(command_form(rest)),
+        "CMD" => {
+            config.cmd = Some(command_form(rest));
+            *cmd_set = true;
+        }
         "ENTRYPOINT" => {
             config.entrypoint = Some(command_form(rest));
-            // docker: setting ENTRYPOINT resets a CMD inherited from the base image.
-            config.cmd = None;
+            // docker: ENTRYPOINT resets a CMD inherited from the base image, but not one set
+            // by the same changes.
+            if !*cmd_set {
+                config.cmd = None;
+            }
         }
         "ENV" => {
             let env = config.env.get_or_insert_with(Vec::new);
@@ -60,18 +108,7 @@ pub fn apply_change(config: &mut RunConfig, line: &str) -> Result<(), OpError> {
         "EXPOSE" => {
             let ports = config.exposed_ports.get_or_insert_with(BTreeMap::new);
             for p in rest.split_whitespace() {
-                let port = if p.contains('/') {
-                    p.to_ascii_lowercase()
-                } else {
-                    format!("{p}/tcp")
-                };
-                let (num, proto) = port.split_once('/').unwrap_or((&port, "tcp"));
-                if num.split('-').any(|n| n.parse::<u16>().is_err())
-                    || !matches!(proto, "tcp" | "udp" | "sctp")
-                {
-                    return Err(OpError::invalid(format!("invalid containerPort: {p}")));
-                }
-                ports.insert(port, EmptyObject {});
+                ports.insert(exposed_port(p)?, EmptyObject {});
             }
         }
         "VOLUME" => {
@@ -88,23 +125,26 @@ pub fn apply_change(config: &mut RunConfig, line: &str) -> Result<(), OpError> {
             }
         }
         "WORKDIR" => {
-            let dir = rest.to_owned();
-            config.working_dir = Some(match &config.working_dir {
-                Some(base) if !dir.starts_with('/') => {
-                    format!("{}/{dir}", base.trim_end_matches('/'))
-                }
-                _ => dir,
-            });
+            let current = config.working_dir.clone().unwrap_or_default();
+            config.working_dir = Some(normalize_workdir(&current, rest));
         }
         "USER" => config.user = Some(rest.to_owned()),
         "STOPSIGNAL" => config.stop_signal = Some(rest.to_owned()),
         "ONBUILD" => {
             let (inner, _) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             let inner = inner.to_ascii_uppercase();
-            if matches!(inner.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
-                return Err(OpError::invalid(format!(
-                    "{inner} isn't allowed as an ONBUILD trigger"
-                )));
+            match inner.as_str() {
+                "ONBUILD" => {
+                    return Err(OpError::invalid(
+                        "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+                    ))
+                }
+                "FROM" | "MAINTAINER" => {
+                    return Err(OpError::invalid(format!(
+                        "{inner} isn't allowed as an ONBUILD trigger"
+                    )))
+                }
+                _ => {}
             }
             config
                 .on_build
@@ -112,9 +152,60 @@ pub fn apply_change(config: &mut RunConfig, line: &str) -> Result<(), OpError> {
                 .push(rest.to_owned());
         }
         "HEALTHCHECK" => config.healthcheck = Some(healthcheck(rest)?),
-        _ => unreachable!("filtered by ALLOWED"),
+        _ => {
+            return Err(OpError::invalid(format!(
+                "{} is not a valid change command",
+                word.to_lowercase()
+            )))
+        }
     }
     Ok(())
+}
+
+/// docker's `normalizeWorkdir`: a relative WORKDIR is joined to the current one (or `/`),
+/// and the result is cleaned.
+fn normalize_workdir(current: &str, requested: &str) -> String {
+    let joined = if requested.starts_with('/') {
+        requested.to_owned()
+    } else {
+        format!("/{current}/{requested}")
+    };
+    clean_path(&joined)
+}
+
+/// Go's `path.Clean` for an absolute path.
+fn clean_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// One EXPOSE argument as docker's `nat.ParsePortSpecs` reads it: `80`, `80/udp`,
+/// `8000-8010/tcp`.
+fn exposed_port(p: &str) -> Result<String, OpError> {
+    let (num, proto) = match p.split_once('/') {
+        Some((n, proto)) => (n, proto.to_ascii_lowercase()),
+        None => (p, "tcp".to_owned()),
+    };
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(OpError::invalid(format!("Invalid proto: {proto}")));
+    }
+    let bad = || OpError::invalid(format!("Invalid containerPort: {num}"));
+    let (start, end) = num.split_once('-').unwrap_or((num, num));
+    let start: u16 = start.parse().map_err(|_| bad())?;
+    let end: u16 = end.parse().map_err(|_| bad())?;
+    if end < start {
+        return Err(bad());
+    }
+    Ok(format!("{num}/{proto}"))
 }
 
 fn json_array(s: &str) -> Option<Vec<String>> {
@@ -135,10 +226,12 @@ fn key_values(rest: &str, instruction: &str) -> Result<Vec<(String, String)>, Op
     if words.first().is_some_and(|w| !w.contains('=')) {
         // Legacy form: the first word is the key, the rest of the line the value.
         let (k, v) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-        if v.trim().is_empty() && instruction == "ENV" {
-            return Err(OpError::invalid("ENV names can not be blank"));
+        if v.trim().is_empty() {
+            return Err(OpError::invalid(format!(
+                "{instruction} must have two arguments"
+            )));
         }
-        return Ok(vec![(k.to_owned(), unquote(v.trim()))]);
+        return Ok(vec![(unquote(k), unquote(v.trim()))]);
     }
     let mut out = Vec::new();
     for w in words {
@@ -152,7 +245,7 @@ fn key_values(rest: &str, instruction: &str) -> Result<Vec<(String, String)>, Op
                 "{instruction} names can not be blank"
             )));
         }
-        out.push((k.to_owned(), unquote(v)));
+        out.push((unquote(k), unquote(v)));
     }
     Ok(out)
 }
@@ -221,20 +314,36 @@ fn healthcheck(rest: &str) -> Result<Healthcheck, OpError> {
         let Some(flag) = w.strip_prefix("--") else {
             break;
         };
-        let (name, value) = flag
-            .split_once('=')
-            .ok_or_else(|| OpError::invalid(format!("HEALTHCHECK: missing value for --{flag}")))?;
+        let (name, value) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (flag, None),
+        };
+        if !matches!(
+            name,
+            "interval" | "timeout" | "start-period" | "start-interval" | "retries"
+        ) {
+            return Err(OpError::invalid(format!("Unknown flag: {name}")));
+        }
+        let value =
+            value.ok_or_else(|| OpError::invalid(format!("Missing a value on flag: {name}")))?;
         match name {
-            "interval" => hc.interval = Some(duration_nanos(value)?),
-            "timeout" => hc.timeout = Some(duration_nanos(value)?),
-            "start-period" => hc.start_period = Some(duration_nanos(value)?),
-            "start-interval" => hc.start_interval = Some(duration_nanos(value)?),
-            "retries" => {
-                hc.retries = Some(value.parse().map_err(|_| {
-                    OpError::invalid(format!("HEALTHCHECK: invalid --retries value {value:?}"))
-                })?)
+            "interval" => hc.interval = interval(name, value)?,
+            "timeout" => hc.timeout = interval(name, value)?,
+            "start-period" => hc.start_period = interval(name, value)?,
+            "start-interval" => hc.start_interval = interval(name, value)?,
+            _ => {
+                let retries: i64 = value.parse().map_err(|_| {
+                    OpError::invalid(format!(
+                        "strconv.ParseInt: parsing {value:?}: invalid syntax"
+                    ))
+                })?;
+                if retries < 0 {
+                    return Err(OpError::invalid(format!(
+                        "--retries cannot be negative ({retries})"
+                    )));
+                }
+                hc.retries = Some(retries);
             }
-            other => return Err(OpError::invalid(format!("Unknown flag: {other}"))),
         }
         consumed += w.len() + 1;
         words.next();
@@ -266,6 +375,24 @@ fn healthcheck(rest: &str) -> Result<Healthcheck, OpError> {
         }
     }
     Ok(hc)
+}
+
+/// A HEALTHCHECK duration flag as buildkit's `parseOptInterval` reads it: empty or zero means
+/// unset, anything else must be at least 1ms.
+fn interval(name: &str, value: &str) -> Result<Option<i64>, OpError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let d = duration_nanos(value)?;
+    if d == 0 {
+        return Ok(None);
+    }
+    if d < 1_000_000 {
+        return Err(OpError::invalid(format!(
+            "Interval {name:?} cannot be less than 1ms"
+        )));
+    }
+    Ok(Some(d))
 }
 
 /// Parses a Go duration ("30s", "1m30s", "500ms", "1h") into nanoseconds.
@@ -352,7 +479,66 @@ mod tests {
     #[test]
     fn unknown_instruction_is_refused() {
         let err = apply_change(&mut RunConfig::default(), "RUN true").unwrap_err();
-        assert_eq!(err.message, "RUN is not a valid change command");
+        assert_eq!(err.message, "run is not a valid change command");
+    }
+
+    #[test]
+    fn cmd_from_the_same_changes_survives_entrypoint() {
+        let mut c = RunConfig {
+            cmd: Some(vec!["base".into()]),
+            ..Default::default()
+        };
+        apply_changes(&mut c, &[r#"ENTRYPOINT ["/bin/sh"]"#.into()]).unwrap();
+        assert_eq!(c.cmd, None, "an inherited CMD is reset");
+        apply_changes(
+            &mut c,
+            &["CMD a".into(), r#"ENTRYPOINT ["/bin/sh"]"#.into()],
+        )
+        .unwrap();
+        assert_eq!(c.cmd.unwrap(), vec!["/bin/sh", "-c", "a"]);
+    }
+
+    #[test]
+    fn workdir_is_absolute_and_clean() {
+        assert_eq!(
+            apply(&["WORKDIR rel", "WORKDIR sub"]).working_dir.unwrap(),
+            "/rel/sub"
+        );
+        assert_eq!(apply(&["WORKDIR /a/b/../c/"]).working_dir.unwrap(), "/a/c");
+        assert_eq!(
+            apply(&["WORKDIR /x", "WORKDIR ../y"]).working_dir.unwrap(),
+            "/y"
+        );
+    }
+
+    #[test]
+    fn label_keys_are_unquoted() {
+        let c = apply(&[r#"LABEL "x y"=z a='b c'"#]);
+        let labels = c.labels.unwrap();
+        assert_eq!(labels.get("x y").map(String::as_str), Some("z"));
+        assert_eq!(labels.get("a").map(String::as_str), Some("b c"));
+    }
+
+    #[test]
+    fn errors_use_dockers_words() {
+        let err = |line: &str| {
+            apply_change(&mut RunConfig::default(), line)
+                .unwrap_err()
+                .message
+        };
+        assert_eq!(err("ENV A"), "ENV must have two arguments");
+        assert_eq!(err("USER"), "USER requires exactly one argument");
+        assert_eq!(err("EXPOSE 80/xyz"), "Invalid proto: xyz");
+        assert_eq!(err("EXPOSE 9-1"), "Invalid containerPort: 9-1");
+        assert_eq!(err(""), "file with no instructions");
+        assert_eq!(
+            err("HEALTHCHECK --interval CMD x"),
+            "Missing a value on flag: interval"
+        );
+        assert_eq!(
+            err("HEALTHCHECK --timeout=10us CMD x"),
+            "Interval \"timeout\" cannot be less than 1ms"
+        );
     }
 
     #[test]

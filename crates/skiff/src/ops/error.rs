@@ -37,11 +37,43 @@ impl OpError {
     }
 }
 
+/// An error docker's CLI prints as is, without `Error response from daemon: `: checks the
+/// client makes before talking to the daemon (a file that cannot be opened, a reference that
+/// does not parse) and errors that `load` streams back as progress messages.
+#[derive(Debug)]
+pub struct PlainError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl fmt::Display for PlainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PlainError {}
+
+impl PlainError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        PlainError {
+            kind,
+            message: message.into(),
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidArgument, message)
+    }
+}
+
 /// The kind of the first error in an anyhow chain that knows its kind.
 pub fn kind_of(err: &anyhow::Error) -> ErrorKind {
     use skiff_image::HasKind;
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<OpError>() {
+            return e.kind;
+        }
+        if let Some(e) = cause.downcast_ref::<PlainError>() {
             return e.kind;
         }
         if let Some(e) = cause.downcast_ref::<skiff_image::reference::ReferenceError>() {

@@ -8,7 +8,7 @@ use skiff_image::reference::Reference;
 use skiff_image::spec::{rfc3339_now, History, ImageConfig, Platform, RootFs, RunConfig};
 use skiff_image::Digest;
 
-use super::changes::apply_change;
+use super::changes::apply_changes;
 use super::engine::Engine;
 use super::layer_ingest::ingest_layer;
 use super::new_image::{config_bytes, store_image, ImageParts};
@@ -25,9 +25,7 @@ pub struct ImportOptions {
 pub fn import(engine: &Engine, source: impl Read, opts: &ImportOptions) -> Result<Digest> {
     // Validate the changes before reading a possibly huge input.
     let mut run_config = RunConfig::default();
-    for change in &opts.changes {
-        apply_change(&mut run_config, change)?;
-    }
+    apply_changes(&mut run_config, &opts.changes)?;
     let lease = engine.meta.create_lease(Duration::from_secs(24 * 3600))?;
     let layer = ingest_layer(engine, source, &opts.source_name)?;
     lease.add("blob", &layer.blob.to_string())?;

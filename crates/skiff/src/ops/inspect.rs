@@ -2,71 +2,91 @@
 
 use anyhow::Result;
 use serde_json::{json, Map, Value};
-use skiff_image::spec::{ImageConfig, RunConfig};
+use skiff_image::spec::ImageConfig;
 
 use super::engine::Engine;
-use super::list::read_config;
 use super::resolve::{self, familiar};
 
-/// docker's `Config` object: every field present, empty ones as docker prints them.
-pub fn docker_run_config(rc: Option<&RunConfig>) -> Value {
-    let empty = RunConfig::default();
-    let rc = rc.unwrap_or(&empty);
+/// docker's `container.Config` (API 1.41) as `inspect` prints an image's `Config` and
+/// `ContainerConfig`: every field in Go's order, those docker omits when empty left out, the
+/// values as the image config has them (`Image`, `Hostname` of a built image included).
+pub fn docker_container_config(raw: Option<&Value>) -> Value {
+    let empty = Map::new();
+    let raw = raw.and_then(Value::as_object).unwrap_or(&empty);
+    let get = |k: &str| raw.get(k).cloned();
+    let string = |k: &str| get(k).filter(Value::is_string).unwrap_or(json!(""));
+    let boolean = |k: &str| get(k).filter(Value::is_boolean).unwrap_or(json!(false));
+    let nullable = |k: &str| get(k).unwrap_or(Value::Null);
+    let present = |v: &Option<Value>| match v {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(_) => true,
+    };
     let mut m = Map::new();
-    m.insert("Hostname".into(), json!(""));
-    m.insert("Domainname".into(), json!(""));
-    m.insert("User".into(), json!(rc.user.clone().unwrap_or_default()));
-    m.insert("AttachStdin".into(), json!(false));
-    m.insert("AttachStdout".into(), json!(false));
-    m.insert("AttachStderr".into(), json!(false));
-    if let Some(p) = &rc.exposed_ports {
-        m.insert("ExposedPorts".into(), json!(p));
+    m.insert("Hostname".into(), string("Hostname"));
+    m.insert("Domainname".into(), string("Domainname"));
+    m.insert("User".into(), string("User"));
+    m.insert("AttachStdin".into(), boolean("AttachStdin"));
+    m.insert("AttachStdout".into(), boolean("AttachStdout"));
+    m.insert("AttachStderr".into(), boolean("AttachStderr"));
+    if present(&get("ExposedPorts")) {
+        m.insert("ExposedPorts".into(), nullable("ExposedPorts"));
     }
-    m.insert("Tty".into(), json!(false));
-    m.insert("OpenStdin".into(), json!(false));
-    m.insert("StdinOnce".into(), json!(false));
-    m.insert("Env".into(), json!(rc.env));
-    m.insert("Cmd".into(), json!(rc.cmd));
-    if let Some(h) = &rc.healthcheck {
-        m.insert("Healthcheck".into(), json!(h));
+    m.insert("Tty".into(), boolean("Tty"));
+    m.insert("OpenStdin".into(), boolean("OpenStdin"));
+    m.insert("StdinOnce".into(), boolean("StdinOnce"));
+    m.insert("Env".into(), nullable("Env"));
+    m.insert("Cmd".into(), nullable("Cmd"));
+    // A pointer in Go: present whenever the config has one, even empty.
+    if let Some(h) = get("Healthcheck").filter(|h| !h.is_null()) {
+        m.insert("Healthcheck".into(), h);
     }
-    if let Some(a) = rc.args_escaped {
-        m.insert("ArgsEscaped".into(), json!(a));
+    for k in ["ArgsEscaped"] {
+        if present(&get(k)) {
+            m.insert(k.into(), nullable(k));
+        }
     }
-    m.insert("Image".into(), json!(""));
-    m.insert("Volumes".into(), json!(rc.volumes));
-    m.insert(
-        "WorkingDir".into(),
-        json!(rc.working_dir.clone().unwrap_or_default()),
-    );
-    m.insert("Entrypoint".into(), json!(rc.entrypoint));
-    m.insert("OnBuild".into(), json!(rc.on_build));
-    m.insert("Labels".into(), json!(rc.labels));
-    if let Some(s) = &rc.stop_signal {
-        m.insert("StopSignal".into(), json!(s));
+    m.insert("Image".into(), string("Image"));
+    m.insert("Volumes".into(), nullable("Volumes"));
+    m.insert("WorkingDir".into(), string("WorkingDir"));
+    m.insert("Entrypoint".into(), nullable("Entrypoint"));
+    for k in ["NetworkDisabled", "MacAddress"] {
+        if present(&get(k)) {
+            m.insert(k.into(), nullable(k));
+        }
     }
-    if let Some(s) = &rc.shell {
-        m.insert("Shell".into(), json!(s));
+    m.insert("OnBuild".into(), nullable("OnBuild"));
+    m.insert("Labels".into(), nullable("Labels"));
+    if present(&get("StopSignal")) {
+        m.insert("StopSignal".into(), nullable("StopSignal"));
+    }
+    if let Some(t) = get("StopTimeout").filter(|t| !t.is_null()) {
+        m.insert("StopTimeout".into(), t);
+    }
+    if present(&get("Shell")) {
+        m.insert("Shell".into(), nullable("Shell"));
     }
     Value::Object(m)
 }
 
+/// The keys of the inspect document whose values are Go maps rather than structs (for
+/// typed `-f` templates).
+pub const INSPECT_MAP_FIELDS: &[&str] = &["Labels", "ExposedPorts", "Volumes", "Data"];
+
 /// The inspect document of the image `input` names.
 pub fn inspect_image(engine: &Engine, input: &str) -> Result<Value> {
     let image = resolve::require(engine, input)?.image;
-    let config: ImageConfig = read_config(engine, &image.id)?;
-    let tags: Vec<String> = engine
-        .meta
-        .tags_of(&image.id)?
-        .iter()
-        .map(|t| familiar(t))
-        .collect();
-    let digests: Vec<String> = engine
-        .meta
-        .repo_digests_of(&image.id)?
-        .iter()
-        .map(|t| familiar(t))
-        .collect();
+    let raw_bytes = engine.content.read_blob(&image.id)?;
+    let raw: Value = serde_json::from_slice(&raw_bytes)?;
+    let config: ImageConfig = serde_json::from_slice(&raw_bytes)?;
+    let mut refs = engine.meta.tags_of(&image.id)?;
+    refs.sort();
+    let tags: Vec<String> = refs.iter().map(|t| familiar(t)).collect();
+    let mut refs = engine.meta.repo_digests_of(&image.id)?;
+    refs.sort();
+    let digests: Vec<String> = refs.iter().map(|t| familiar(t)).collect();
     let driver = engine.snapshotter().map(|s| s.driver()).unwrap_or("vfs");
     let mut m = Map::new();
     m.insert("Id".into(), json!(image.id.to_string()));
@@ -88,6 +108,17 @@ pub fn inspect_image(engine: &Engine, input: &str) -> Result<Value> {
             .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())),
     );
     m.insert(
+        "Container".into(),
+        raw.get("container")
+            .filter(|c| c.is_string())
+            .cloned()
+            .unwrap_or(json!("")),
+    );
+    m.insert(
+        "ContainerConfig".into(),
+        docker_container_config(raw.get("container_config")),
+    );
+    m.insert(
         "DockerVersion".into(),
         json!(config.docker_version.clone().unwrap_or_default()),
     );
@@ -95,7 +126,13 @@ pub fn inspect_image(engine: &Engine, input: &str) -> Result<Value> {
         "Author".into(),
         json!(config.author.clone().unwrap_or_default()),
     );
-    m.insert("Config".into(), docker_run_config(config.config.as_ref()));
+    m.insert(
+        "Config".into(),
+        match raw.get("config") {
+            Some(c) if !c.is_null() => docker_container_config(Some(c)),
+            _ => Value::Null,
+        },
+    );
     m.insert("Architecture".into(), json!(config.architecture));
     if let Some(v) = &config.variant {
         m.insert("Variant".into(), json!(v));

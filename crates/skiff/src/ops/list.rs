@@ -35,6 +35,7 @@ impl Filters {
     /// Parses `key=value` filter arguments with docker's error wording.
     pub fn parse(args: &[String]) -> Result<Filters, OpError> {
         let mut f = Filters::default();
+        let mut dangling: Vec<&str> = Vec::new();
         for arg in args {
             let Some((key, value)) = arg.split_once('=') else {
                 return Err(OpError::invalid(
@@ -42,23 +43,27 @@ impl Filters {
                 ));
             };
             match key.to_ascii_lowercase().as_str() {
-                "dangling" => {
-                    f.dangling = Some(match value.to_ascii_lowercase().as_str() {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => {
-                            return Err(OpError::invalid(format!(
-                                "Invalid filter 'dangling={value}'"
-                            )))
-                        }
-                    })
-                }
+                "dangling" => dangling.push(value),
                 "reference" => f.references.push(value.to_owned()),
                 "label" => f.labels.push(value.to_owned()),
                 "before" => f.before = Some(value.to_owned()),
                 "since" => f.since = Some(value.to_owned()),
                 _ => return Err(OpError::invalid(format!("Invalid filter '{key}'"))),
             }
+        }
+        // docker: any `true` means dangling only, else any `false` means tagged only; the
+        // values must be exactly these words.
+        if !dangling.is_empty() {
+            f.dangling = if dangling.contains(&"true") {
+                Some(true)
+            } else if dangling.contains(&"false") {
+                Some(false)
+            } else {
+                return Err(OpError::invalid(format!(
+                    "Invalid filter 'dangling=[{}]'",
+                    dangling.join(" ")
+                )));
+            };
         }
         Ok(f)
     }
@@ -95,15 +100,20 @@ pub fn list_images(engine: &Engine, opts: &ListOptions) -> Result<Vec<ImageRow>>
     if let Some(r) = &opts.reference {
         patterns.push(r);
     }
+    // docker compares creation times to the nanosecond.
+    let before_t = before
+        .as_ref()
+        .map(|b| created_nanos(engine, &b.image))
+        .transpose()?;
+    let since_t = since
+        .as_ref()
+        .map(|s| created_nanos(engine, &s.image))
+        .transpose()?;
     let mut rows = Vec::new();
     for image in images {
-        if let Some(b) = &before {
-            if image.created >= b.image.created {
-                continue;
-            }
-        }
-        if let Some(s) = &since {
-            if image.created <= s.image.created {
+        if before_t.is_some() || since_t.is_some() {
+            let t = created_nanos(engine, &image)?;
+            if before_t.is_some_and(|b| t >= b) || since_t.is_some_and(|s| t <= s) {
                 continue;
             }
         }
@@ -165,6 +175,19 @@ pub fn list_images(engine: &Engine, opts: &ListOptions) -> Result<Vec<ImageRow>>
         }
     }
     Ok(rows)
+}
+
+/// When the image was created, in Unix nanoseconds (its config's `created`).
+fn created_nanos(engine: &Engine, image: &ImageRecord) -> Result<i128> {
+    let created = read_config(engine, &image.id)?.created;
+    Ok(created
+        .as_deref()
+        .and_then(|c| {
+            time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .map_or(i128::from(image.created) * 1_000_000_000, |t| {
+            t.unix_timestamp_nanos()
+        }))
 }
 
 /// Reads an image's config from the store.

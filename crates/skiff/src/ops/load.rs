@@ -22,7 +22,7 @@ use skiff_snapshot::layer::decompressing_reader;
 
 use super::engine::Engine;
 use super::error::OpError;
-use super::layer_ingest::ingest_layer;
+use super::layer_ingest::{count_layer, go_tar_error, ingest_layer, Counted};
 use super::new_image::{store_image, ImageParts};
 
 /// What `load` reports.
@@ -34,6 +34,20 @@ pub struct Loaded {
     pub ids: Vec<Digest>,
     /// Tags that moved away from another image: (tag, old image).
     pub renamed: Vec<(String, Digest)>,
+    /// Everything above in the order docker prints it: per tag, the rename notice (if any)
+    /// right before its `Loaded image:` line.
+    pub lines: Vec<LoadLine>,
+}
+
+/// One line of `load`'s output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadLine {
+    /// `The image TAG already exists, renaming the old one with ID ID to empty string`
+    Renamed(String, Digest),
+    /// `Loaded image: TAG`
+    Tag(String),
+    /// `Loaded image ID: ID`
+    Id(Digest),
 }
 
 /// A file of the archive, once stored.
@@ -67,14 +81,90 @@ pub fn load(engine: &Engine, input: impl Read) -> Result<Loaded> {
     let mut small: HashMap<String, Vec<u8>> = HashMap::new();
     let mut files: HashMap<String, Stored> = HashMap::new();
     let mut links: HashMap<String, String> = HashMap::new();
-    let mut archive = tar::Archive::new(reader);
-    let entries = archive
-        .entries()
-        .map_err(|e| invalid(format!("invalid archive: {e}")))?;
+    let mut input = Counted::new(reader);
+    let mut next_header = 0u64;
+    let walked = read_entries(
+        engine,
+        &lease,
+        &mut input,
+        &mut next_header,
+        &mut small,
+        &mut files,
+        &mut links,
+    );
+    let seen_any = match walked {
+        Ok(seen) => seen,
+        Err(e) => {
+            return Err(match e.downcast::<TarReadError>() {
+                Ok(TarReadError(io_err)) => {
+                    let go = go_tar_error(io_err, next_header, &mut input);
+                    invalid(format!("Error processing tar file(exit status 1): {go}"))
+                }
+                Err(other) => other,
+            })
+        }
+    };
+    if !seen_any {
+        return Err(invalid("invalid archive: it is empty (no files found)"));
+    }
+    let lookup = |name: &str| -> Result<Stored> {
+        let mut name = clean(Path::new(name))?;
+        for _ in 0..16 {
+            match links.get(&name) {
+                Some(t) => name = t.clone(),
+                None => break,
+            }
+        }
+        files.get(&name).cloned().ok_or_else(|| {
+            invalid(format!(
+                "invalid archive: {name} is named in the manifest but missing"
+            ))
+        })
+    };
+    if let Some(bytes) = small.get("manifest.json") {
+        let manifests: Vec<ArchiveManifest> = serde_json::from_slice(bytes)
+            .map_err(|e| invalid(format!("invalid archive: manifest.json: {e}")))?;
+        load_docker_archive(engine, &lease, &manifests, &lookup)
+    } else if let Some(bytes) = small.get("index.json") {
+        let index: Index = serde_json::from_slice(bytes)
+            .map_err(|e| invalid(format!("invalid archive: index.json: {e}")))?;
+        load_oci_layout(engine, &index, &files)
+    } else {
+        Err(invalid("invalid archive: neither manifest.json (docker-archive) nor index.json (OCI layout) found"))
+    }
+}
+
+/// The archive itself could not be read as a tar.
+#[derive(Debug)]
+struct TarReadError(io::Error);
+
+impl std::fmt::Display for TarReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for TarReadError {}
+
+/// Stores every file of the archive (small JSON documents in memory, the rest in the content
+/// store) and records links; returns whether the archive had any entry at all.
+fn read_entries<R: Read>(
+    engine: &Engine,
+    lease: &Lease<'_>,
+    input: &mut Counted<R>,
+    next_header: &mut u64,
+    small: &mut HashMap<String, Vec<u8>>,
+    files: &mut HashMap<String, Stored>,
+    links: &mut HashMap<String, String>,
+) -> Result<bool> {
+    let mut archive = tar::Archive::new(input);
+    let entries = archive.entries().map_err(TarReadError)?;
     let mut seen_any = false;
     for entry in entries {
-        let entry = entry.map_err(|e| invalid(format!("invalid archive: {e}")))?;
+        let entry = entry.map_err(TarReadError)?;
         seen_any = true;
+        *next_header = entry.raw_file_position()
+            + entry.header().entry_size().unwrap_or(0).div_ceil(512) * 512;
         let name = clean(
             &entry
                 .path()
@@ -105,37 +195,10 @@ pub fn load(engine: &Engine, input: impl Read) -> Result<Loaded> {
             small.insert(name, bytes);
             continue;
         }
-        let stored = store_file(engine, &lease, &name, entry)?;
+        let stored = store_file(engine, lease, &name, entry)?;
         files.insert(name, stored);
     }
-    if !seen_any {
-        return Err(invalid("invalid archive: it is empty (no files found)"));
-    }
-    let lookup = |name: &str| -> Result<Stored> {
-        let mut name = clean(Path::new(name))?;
-        for _ in 0..16 {
-            match links.get(&name) {
-                Some(t) => name = t.clone(),
-                None => break,
-            }
-        }
-        files.get(&name).cloned().ok_or_else(|| {
-            invalid(format!(
-                "invalid archive: {name} is named in the manifest but missing"
-            ))
-        })
-    };
-    if let Some(bytes) = small.get("manifest.json") {
-        let manifests: Vec<ArchiveManifest> = serde_json::from_slice(bytes)
-            .map_err(|e| invalid(format!("invalid archive: manifest.json: {e}")))?;
-        load_docker_archive(engine, &lease, &manifests, &lookup)
-    } else if let Some(bytes) = small.get("index.json") {
-        let index: Index = serde_json::from_slice(bytes)
-            .map_err(|e| invalid(format!("invalid archive: index.json: {e}")))?;
-        load_oci_layout(engine, &index, &files)
-    } else {
-        Err(invalid("invalid archive: neither manifest.json (docker-archive) nor index.json (OCI layout) found"))
-    }
+    Ok(seen_any)
 }
 
 /// Normalizes an archive path (`./a/../b` -> `b`), refusing paths that leave the archive.
@@ -175,12 +238,7 @@ fn store_file(engine: &Engine, lease: &Lease<'_>, name: &str, entry: impl Read) 
         Some(expected) => {
             let plain_tar = prefix.get(257..262) == Some(b"ustar");
             let layer_size = if plain_tar {
-                let mut counter = TarCounter::new(reader);
-                engine
-                    .content
-                    .copy_in(&mut counter, &expected, None)
-                    .map_err(|e| blob_error(name, e))?;
-                Some(counter.finish()?)
+                Some(store_layer_blob(engine, reader, &expected, name)?)
             } else {
                 engine
                     .content
@@ -234,65 +292,26 @@ fn fill_at_least(r: &mut impl BufRead, n: usize) -> io::Result<Vec<u8>> {
     Ok(buf[..buf.len().min(n)].to_vec())
 }
 
-/// Counts the content bytes of an uncompressed tar while it streams through.
-struct TarCounter<R> {
-    inner: R,
-    pos: u64,
-    next_header: u64,
-    size: u64,
-    header: Vec<u8>,
-}
-
-impl<R: Read> TarCounter<R> {
-    fn new(inner: R) -> Self {
-        TarCounter {
-            inner,
-            pos: 0,
-            next_header: 0,
-            size: 0,
-            header: Vec::with_capacity(512),
-        }
+/// Stores an uncompressed layer tar named by its digest and returns its size as docker
+/// counts it. The tar is read to its end even when the blob is already stored, because its
+/// size is needed either way.
+fn store_layer_blob(
+    engine: &Engine,
+    reader: impl Read,
+    expected: &Digest,
+    name: &str,
+) -> Result<u64> {
+    let bad_tar = |e: io::Error| invalid(format!("Error processing tar file(exit status 1): {e}"));
+    if engine.content.exists(expected) {
+        return count_layer(reader, io::sink()).map_err(bad_tar);
     }
-    fn finish(self) -> Result<u64> {
-        Ok(self.size)
-    }
-    fn observe(&mut self, bytes: &[u8]) {
-        let mut off = 0usize;
-        while off < bytes.len() {
-            let abs = self.pos + off as u64;
-            if abs < self.next_header {
-                off += ((self.next_header - abs) as usize).min(bytes.len() - off);
-                continue;
-            }
-            let take = (512 - self.header.len()).min(bytes.len() - off);
-            self.header.extend_from_slice(&bytes[off..off + take]);
-            off += take;
-            if self.header.len() == 512 {
-                let h = tar::Header::from_byte_slice(&self.header);
-                let size = h.entry_size().unwrap_or(0);
-                let t = h.entry_type();
-                if t.is_file() || t.is_contiguous() {
-                    self.size += size;
-                }
-                let data = if t.is_hard_link() || t.is_symlink() || t.is_dir() {
-                    0
-                } else {
-                    size
-                };
-                self.next_header = self.pos + off as u64 + data.div_ceil(512) * 512;
-                self.header.clear();
-            }
-        }
-        self.pos += bytes.len() as u64;
-    }
-}
-
-impl<R: Read> Read for TarCounter<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.observe(&buf[..n]);
-        Ok(n)
-    }
+    // If another process commits the same blob meanwhile, commit keeps the one stored.
+    let mut w = engine.content.writer(&format!("put-{}", expected.hex()))?;
+    w.truncate()?;
+    let size = count_layer(reader, &mut w).map_err(bad_tar)?;
+    w.commit(None, Some(expected))
+        .map_err(|e| blob_error(name, e))?;
+    Ok(size)
 }
 
 fn load_docker_archive(
@@ -369,6 +388,15 @@ fn report(loaded: &mut Loaded, stored: &super::new_image::Stored, tags: &[Refere
     }
     if tags.is_empty() {
         loaded.ids.push(stored.image.id.clone());
+        loaded.lines.push(LoadLine::Id(stored.image.id.clone()));
+    }
+    for tag in tags {
+        if let Some((_, old)) = stored.moved_tags.iter().find(|(t, _)| t == tag) {
+            loaded
+                .lines
+                .push(LoadLine::Renamed(tag.familiar_string(), old.clone()));
+        }
+        loaded.lines.push(LoadLine::Tag(tag.familiar_string()));
     }
     loaded
         .tags

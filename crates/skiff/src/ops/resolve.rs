@@ -55,11 +55,13 @@ pub fn require(engine: &Engine, input: &str) -> Result<Resolved> {
     lookup(engine, input)?.ok_or_else(|| no_such_image(input).into())
 }
 
-/// docker's wording for a missing image: names are shown with their default tag.
+/// docker's wording for a missing image: a full ID as `sha256:<hex>`, anything that parses as
+/// a name (short hex IDs included) with its default tag (`0123abcd:latest`), the rest as typed.
 pub fn no_such_image(input: &str) -> OpError {
-    let shown = match Reference::parse_normalized_tagged(input) {
-        Ok(r) if as_full_id(input).is_none() && !is_hex_prefix(input) => r.familiar_string(),
-        _ => input.to_owned(),
+    let shown = match (as_full_id(input), Reference::parse_normalized_tagged(input)) {
+        (Some(id), _) => id.to_string(),
+        (None, Ok(r)) => r.familiar_string(),
+        (None, Err(_)) => input.to_owned(),
     };
     OpError::not_found(format!("No such image: {shown}"))
 }

@@ -6,7 +6,7 @@ use skiff_image::store::ImageRecord;
 
 use super::engine::Engine;
 use super::error::OpError;
-use super::gc::collect_garbage;
+use super::gc::{collect_garbage, needed_chain_ids};
 use super::resolve::{self, familiar};
 
 /// What `rmi` did, in the order docker prints it.
@@ -101,14 +101,47 @@ pub fn remove_image(engine: &Engine, input: &str, force: bool) -> Result<Vec<Rmi
             .into());
         }
     }
-    for t in tags.iter().chain(digests.iter()) {
+    for t in sorted_references(&tags, &digests) {
         if events.iter().any(|e| *e == RmiEvent::Untagged(familiar(t))) {
             continue;
         }
         events.push(RmiEvent::Untagged(familiar(t)));
     }
-    engine.meta.delete_image(&image.id)?;
-    events.push(RmiEvent::Deleted(image.id.to_string()));
+    let (deleted, _) = delete_image_and_layers(engine, &image)?;
+    events.extend(deleted);
     collect_garbage(engine)?;
     Ok(events)
+}
+
+/// An image's tags and digests in the order docker lists them: sorted by their full names.
+pub fn sorted_references<'a>(tags: &'a [String], digests: &'a [String]) -> Vec<&'a String> {
+    let mut all: Vec<&String> = tags.iter().chain(digests).collect();
+    all.sort();
+    all
+}
+
+/// Deletes the image's record. Returns docker's `Deleted:` events — the image, then each of
+/// its layers (by chain ID, top first) that no other image uses any more — and the size of
+/// those layers, which is what docker reports as reclaimed.
+pub fn delete_image_and_layers(
+    engine: &Engine,
+    image: &ImageRecord,
+) -> Result<(Vec<RmiEvent>, u64)> {
+    let layers = engine.meta.layers(&image.id)?;
+    let diff_ids: Vec<_> = layers.iter().map(|l| l.diff_id.clone()).collect();
+    let chains = skiff_image::spec::chain_ids(&diff_ids);
+    engine.meta.delete_image(&image.id)?;
+    let mut events = vec![RmiEvent::Deleted(image.id.to_string())];
+    let still_needed = needed_chain_ids(engine)?;
+    let mut reclaimed = 0;
+    // Like docker's layer store: release from the top, stop at the first layer still in use
+    // (everything below it is in use too).
+    for (chain, layer) in chains.iter().zip(&layers).rev() {
+        if still_needed.contains(&chain.to_string()) {
+            break;
+        }
+        events.push(RmiEvent::Deleted(chain.to_string()));
+        reclaimed += layer.size;
+    }
+    Ok((events, reclaimed))
 }

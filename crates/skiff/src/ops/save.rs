@@ -5,7 +5,7 @@
 //! layers are the uncompressed blobs themselves, so saving the same images twice gives the
 //! same bytes.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, Write};
 
 use anyhow::{Context, Result};
@@ -17,6 +17,7 @@ use skiff_image::Digest;
 use skiff_snapshot::layer::{decompressing_reader, Compression};
 
 use super::engine::Engine;
+use super::error::OpError;
 use super::new_image::manifest_for;
 use super::resolve;
 
@@ -58,7 +59,16 @@ fn select(engine: &Engine, inputs: &[String]) -> Result<Vec<Selected>> {
             }
         }
         if found.is_empty() {
-            let r = resolve::require(engine, input)?;
+            let r = resolve::lookup(engine, input)?.ok_or_else(|| {
+                // docker's exporter: a missing tag is a missing reference, anything else is
+                // searched as an ID and named as typed.
+                let tagged = Reference::parse_normalized(input).is_ok_and(|r| r.tag().is_some());
+                if tagged {
+                    OpError::not_found("reference does not exist")
+                } else {
+                    OpError::not_found(format!("No such image: {input}"))
+                }
+            })?;
             let tag = r.reference.filter(|t| t.tag().is_some());
             found.push((r.image, tag));
         }
@@ -75,31 +85,39 @@ fn select(engine: &Engine, inputs: &[String]) -> Result<Vec<Selected>> {
     Ok(out)
 }
 
-/// Writes the archive of `inputs` to `out`.
+/// Where a blob of the archive comes from.
+enum BlobSource {
+    Bytes(Vec<u8>),
+    /// An uncompressed blob of the content store, written as it is.
+    Stored(Digest),
+    /// A layer decompressed into a temporary file.
+    Temp(std::fs::File),
+}
+
+/// Writes the archive of `inputs` to `out`: `blobs/sha256/` (layers, configs, manifests, in
+/// digest order), `index.json`, `manifest.json`, `oci-layout` and `repositories`, as current
+/// docker lays it out.
 pub fn save(engine: &Engine, inputs: &[String], out: impl Write) -> Result<()> {
     let selected = select(engine, inputs)?;
-    let mut tar = tar::Builder::new(out);
-    tar.mode(tar::HeaderMode::Deterministic);
-    append_dir(&mut tar, "blobs/")?;
-    append_dir(&mut tar, "blobs/sha256/")?;
-    let mut written: HashSet<Digest> = HashSet::new();
+    let mut blobs: BTreeMap<String, (u64, BlobSource)> = BTreeMap::new();
     let mut archive_manifests = Vec::new();
     let mut index_entries = Vec::new();
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for sel in &selected {
         let mut layer_paths = Vec::new();
         let mut local_layers: Vec<LayerRecord> = Vec::new();
         for layer in engine.meta.layers(&sel.image.id)? {
-            let local = append_layer(engine, &mut tar, &layer, &mut written)?;
+            let local = prepare_layer(engine, &layer, &mut blobs)?;
             layer_paths.push(blob_path(&local.blob));
             local_layers.push(local);
         }
         let config = engine.content.read_blob(&sel.image.id)?;
-        append_blob(&mut tar, &sel.image.id, &config, &mut written)?;
         let manifest = manifest_for(&sel.image.id, config.len() as u64, &local_layers);
         let manifest_digest = Digest::of_bytes(&manifest);
-        append_blob(&mut tar, &manifest_digest, &manifest, &mut written)?;
-        let descriptor =
-            Descriptor::new(media::OCI_MANIFEST, manifest_digest, manifest.len() as u64);
+        add_bytes(&mut blobs, &sel.image.id, config);
+        let manifest_len = manifest.len() as u64;
+        add_bytes(&mut blobs, &manifest_digest, manifest);
+        let descriptor = Descriptor::new(media::OCI_MANIFEST, manifest_digest, manifest_len);
         if sel.tags.is_empty() {
             index_entries.push(descriptor.clone());
         }
@@ -113,6 +131,13 @@ pub fn save(engine: &Engine, inputs: &[String], out: impl Write) -> Result<()> {
             );
             d.annotations = Some(annotations);
             index_entries.push(d);
+            // docker's legacy `repositories`: name -> tag -> top layer.
+            if let Some(top) = local_layers.last() {
+                repositories.entry(tag.familiar_name()).or_default().insert(
+                    tag.tag().unwrap_or("latest").to_owned(),
+                    top.diff_id.hex().to_owned(),
+                );
+            }
         }
         archive_manifests.push(ArchiveManifest {
             config: blob_path(&sel.image.id),
@@ -127,23 +152,54 @@ pub fn save(engine: &Engine, inputs: &[String], out: impl Write) -> Result<()> {
         manifests: index_entries,
         annotations: None,
     };
+
+    let mut tar = tar::Builder::new(out);
+    tar.mode(tar::HeaderMode::Deterministic);
+    append_dir(&mut tar, "blobs/")?;
+    append_dir(&mut tar, "blobs/sha256/")?;
+    for (hex, (size, source)) in blobs {
+        let path = format!("blobs/sha256/{hex}");
+        let mut h = header(tar::EntryType::Regular, size, 0o644);
+        match source {
+            BlobSource::Bytes(bytes) => tar.append_data(&mut h, &path, bytes.as_slice())?,
+            BlobSource::Stored(d) => {
+                let blob = engine.content.open_blob(&d)?;
+                tar.append_data(&mut h, &path, blob)
+                    .with_context(|| format!("writing layer {d}"))?
+            }
+            BlobSource::Temp(mut file) => {
+                file.rewind()?;
+                tar.append_data(&mut h, &path, file)?
+            }
+        }
+    }
     append_file(&mut tar, "index.json", &to_canonical_json(&index))?;
-    append_file(
-        &mut tar,
-        "manifest.json",
-        &to_canonical_json(&archive_manifests),
-    )?;
+    // docker writes these two with json.Encoder, which ends them with a newline.
+    let mut manifest_json = to_canonical_json(&archive_manifests);
+    manifest_json.push(b'\n');
+    append_file(&mut tar, "manifest.json", &manifest_json)?;
     append_file(
         &mut tar,
         "oci-layout",
         format!(
-            "{{\"imageLayoutVersion\":\"{}\"}}",
+            "{{\"imageLayoutVersion\": \"{}\"}}",
             media::OCI_LAYOUT_VERSION
         )
         .as_bytes(),
     )?;
+    if !repositories.is_empty() {
+        let mut repos = serde_json::to_vec(&repositories)?;
+        repos.push(b'\n');
+        append_file(&mut tar, "repositories", &repos)?;
+    }
     tar.into_inner().context("finishing the archive")?.flush()?;
     Ok(())
+}
+
+fn add_bytes(blobs: &mut BTreeMap<String, (u64, BlobSource)>, d: &Digest, bytes: Vec<u8>) {
+    blobs
+        .entry(d.hex().to_owned())
+        .or_insert_with(|| (bytes.len() as u64, BlobSource::Bytes(bytes)));
 }
 
 fn blob_path(d: &Digest) -> String {
@@ -173,26 +229,13 @@ fn append_file<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]) ->
     Ok(())
 }
 
-fn append_blob<W: Write>(
-    tar: &mut tar::Builder<W>,
-    d: &Digest,
-    bytes: &[u8],
-    written: &mut HashSet<Digest>,
-) -> Result<()> {
-    if written.insert(d.clone()) {
-        append_file(tar, &blob_path(d), bytes)?;
-    }
-    Ok(())
-}
-
-/// Writes a layer as an uncompressed tar blob and returns it as such. Layers kept compressed
-/// (from a registry or an OCI archive) are decompressed through a temporary file first,
-/// because a tar header needs the size before the data.
-fn append_layer<W: Write>(
+/// Plans a layer as an uncompressed tar blob and returns it as such. Layers kept compressed
+/// (from a registry or an OCI archive) are decompressed into a temporary file now, because
+/// the manifest needs their size and a tar header needs it before the data.
+fn prepare_layer(
     engine: &Engine,
-    tar: &mut tar::Builder<W>,
     layer: &LayerRecord,
-    written: &mut HashSet<Digest>,
+    blobs: &mut BTreeMap<String, (u64, BlobSource)>,
 ) -> Result<LayerRecord> {
     let mut blob = engine.content.open_blob(&layer.blob)?;
     let mut magic = [0u8; 6];
@@ -202,13 +245,15 @@ fn append_layer<W: Write>(
     let mut local = layer.clone();
     local.media_type = media::OCI_LAYER.to_owned();
     if compression == Compression::None {
-        if written.insert(layer.blob.clone()) {
-            let size = blob.metadata()?.len();
-            let mut h = header(tar::EntryType::Regular, size, 0o644);
-            tar.append_data(&mut h, blob_path(&layer.blob), &mut blob)
-                .with_context(|| format!("writing layer {}", layer.blob))?;
-        }
         local.blob_size = engine.content.size(&layer.blob)?;
+        blobs
+            .entry(layer.blob.hex().to_owned())
+            .or_insert_with(|| (local.blob_size, BlobSource::Stored(layer.blob.clone())));
+        return Ok(local);
+    }
+    if let Some((size, _)) = blobs.get(layer.diff_id.hex()) {
+        local.blob = layer.diff_id.clone();
+        local.blob_size = *size;
         return Ok(local);
     }
     let mut tmp = tempfile::tempfile_in(engine.tmp_dir()?)?;
@@ -224,11 +269,7 @@ fn append_layer<W: Write>(
             layer.diff_id
         );
     }
-    tmp.rewind()?;
-    if written.insert(diff_id.clone()) {
-        let mut h = header(tar::EntryType::Regular, size, 0o644);
-        tar.append_data(&mut h, blob_path(&diff_id), &mut tmp)?;
-    }
+    blobs.insert(diff_id.hex().to_owned(), (size, BlobSource::Temp(tmp)));
     local.blob = diff_id;
     local.blob_size = size;
     Ok(local)

@@ -401,7 +401,12 @@ fn import_from_an_http_url() {
             line.clear();
         }
         let mut out = stream;
-        write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).expect("write");
+        write!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .expect("write");
         out.write_all(&body).expect("write body");
     });
     let url = format!("http://127.0.0.1:{port}/busybox.tar");
@@ -409,9 +414,23 @@ fn import_from_an_http_url() {
     server.join().expect("server thread");
     let from_url = out.stdout.trim().to_owned();
     assert!(is_image_id(&from_url), "{out}");
-    let history = s.ok(["history", "--no-trunc", "--format", "{{.Comment}}", "fromurl:1"]);
-    assert_eq!(history.stdout.trim(), format!("Imported from {url}"), "{history}");
-    let from_file = s.ok(["import", busybox_tar().to_str().expect("utf-8"), "fromfile:1"]);
+    let history = s.ok([
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.Comment}}",
+        "fromurl:1",
+    ]);
+    assert_eq!(
+        history.stdout.trim(),
+        format!("Imported from {url}"),
+        "{history}"
+    );
+    let from_file = s.ok([
+        "import",
+        busybox_tar().to_str().expect("utf-8"),
+        "fromfile:1",
+    ]);
     let layers = |r: &str| s.ok(["inspect", "-f", "{{json .RootFS.Layers}}", r]).stdout;
     assert_eq!(layers("fromurl:1"), layers("fromfile:1"), "{from_file}");
 }

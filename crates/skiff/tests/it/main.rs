@@ -10,6 +10,8 @@
 //! - [`table`]: docker's table layout and human sizes; [`files`]: blob digests, tar listings,
 //!   and the search for files a hostile layer must not have written.
 //! - [`archive`]: hand-built layer tars and docker-archives (whiteouts, hostile entries).
+//! - [`docker_parity`]: what the real docker printed for the image commands, asserted
+//!   against skiff (and a real `docker save` fixture loaded with its IDs).
 //! - Tests, by command: [`images`] (import, images, inspect, history, tag, rmi),
 //!   [`save_load`], [`interop`] (skopeo and umoci images in and out), [`layers`] (whiteouts,
 //!   metadata, path escapes, both storage drivers, info), [`concurrency`] (parallel
@@ -48,6 +50,7 @@ mod table;
 mod tree;
 
 mod concurrency;
+mod docker_parity;
 mod images;
 mod interop;
 mod layers;

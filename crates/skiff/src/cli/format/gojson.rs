@@ -15,6 +15,16 @@ pub(crate) fn json(v: Arg<'_>) -> String {
     out
 }
 
+/// [`json`] with Go's HTML escaping (`<`, `>`, `&` as `\u003c`, `\u003e`, `\u0026`), as
+/// `json.Marshal` writes them: what docker prints for a list row (`--format json`,
+/// `{{json .}}`), whose `MarshalJSON` goes through `json.Marshal`.
+pub(crate) fn json_html_escaped(v: Option<&Value>) -> String {
+    json(v)
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
 fn json_into(v: &Value, out: &mut String) {
     match v {
         Value::Null => out.push_str("null"),

@@ -17,7 +17,7 @@ pub mod table;
 pub mod template;
 pub mod units;
 
-pub use table::{render, tabwrite, Format};
+pub use table::{render, render_typed, tabwrite, Format};
 pub use template::{Template, TemplateError};
 pub use units::{
     bytes_size, human_duration, human_size, human_size_with_precision, time_ago, unix_time_utc,

@@ -90,22 +90,43 @@ pub fn render(
     headers: &Value,
     rows: &[Value],
 ) -> Result<String, TemplateError> {
+    render_typed(format, default_table, headers, rows, None)
+}
+
+/// [`render`] for rows that stand for docker's formatter context `context` (e.g.
+/// `*formatter.imageContext`): a field the rows do not have fails as in docker (`can't
+/// evaluate field X in type *formatter.imageContext`) and a row printed as JSON is
+/// HTML-escaped, as docker marshals it.
+pub fn render_typed(
+    format: &Format,
+    default_table: &str,
+    headers: &Value,
+    rows: &[Value],
+    context: Option<&str>,
+) -> Result<String, TemplateError> {
     let rows: Vec<Value> = rows.iter().map(sorted).collect();
+    let typed = |t: &Template| match context {
+        Some(c) => t.clone().typed(c, &[]),
+        None => t.clone(),
+    };
     match format {
         Format::Json => Ok(rows
             .iter()
-            .map(|r| super::gojson::json(Some(r)) + "\n")
+            .map(|r| match context {
+                Some(_) => super::gojson::json_html_escaped(Some(r)) + "\n",
+                None => super::gojson::json(Some(r)) + "\n",
+            })
             .collect()),
-        Format::Raw(t) => rows.iter().map(|r| Ok(t.execute(r)? + "\n")).collect(),
+        Format::Raw(t) => {
+            let t = typed(t);
+            rows.iter().map(|r| Ok(t.execute(r)? + "\n")).collect()
+        }
         Format::Table(t) => {
-            let default;
             let t = match t {
-                Some(t) => t,
-                None => {
-                    default = Template::parse(&template_string(default_table))?;
-                    &default
-                }
+                Some(t) => typed(t),
+                None => typed(&Template::parse(&template_string(default_table))?),
             };
+            let t = &t;
             let mut buf = t.execute_header(headers);
             buf.push('\n');
             for r in &rows {

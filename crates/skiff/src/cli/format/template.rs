@@ -57,6 +57,14 @@ pub struct Template {
     src: String,
     root: Vec<Node>,
     missing_key_error: bool,
+    typed: Option<Typed>,
+}
+
+/// The data stands for a Go struct (see [`Template::typed`]).
+#[derive(Debug, Clone)]
+struct Typed {
+    type_name: String,
+    map_fields: Vec<String>,
 }
 
 impl Template {
@@ -67,6 +75,7 @@ impl Template {
             src: src.to_owned(),
             root,
             missing_key_error: false,
+            typed: None,
         })
     }
 
@@ -75,6 +84,20 @@ impl Template {
     /// instead of printing `<no value>`.
     pub fn missing_key_error(mut self, on: bool) -> Template {
         self.missing_key_error = on;
+        self
+    }
+
+    /// Executes as if the data were a Go struct named `type_name` (docker's
+    /// `*formatter.imageContext` for list rows, `types.ImageInspect` for inspect), as far as
+    /// the difference shows: a field missing from an object fails with `can't evaluate field X
+    /// in type T` instead of printing `<no value>`, except in the objects found under a key
+    /// listed in `map_fields` (Go maps, such as `Labels`); and `json` of the whole data is
+    /// HTML-escaped (`\u003cnone\u003e`), as a context's `MarshalJSON` is.
+    pub fn typed(mut self, type_name: &str, map_fields: &[&str]) -> Template {
+        self.typed = Some(Typed {
+            type_name: type_name.to_owned(),
+            map_fields: map_fields.iter().map(|f| (*f).to_owned()).collect(),
+        });
         self
     }
 

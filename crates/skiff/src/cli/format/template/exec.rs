@@ -1,6 +1,7 @@
 //! Template execution, following Go's `text/template/exec.go` over decoded
 //! JSON (`map[string]interface{}` semantics).
 
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use serde_json::Value;
@@ -100,6 +101,9 @@ type R<T> = Result<T, TemplateError>;
 struct State<'a, 't, 'o> {
     tmpl: &'t Template,
     header: bool,
+    /// The data, and the objects in it that stand for Go maps, when the template is typed.
+    root: Option<&'a Value>,
+    maps: HashSet<*const Value>,
     vars: Vec<(&'t str, Val<'a>)>,
     at: At<'t>,
     out: &'o mut String,
@@ -113,9 +117,15 @@ pub(super) fn execute(tmpl: &Template, data: &Value, header: bool, out: &mut Str
     } else {
         Val::Ref(data, false)
     };
+    let mut maps = HashSet::new();
+    if let Some(typed) = &tmpl.typed {
+        collect_maps(data, &typed.map_fields, &mut maps);
+    }
     let mut st = State {
         tmpl,
         header,
+        root: tmpl.typed.as_ref().map(|_| data),
+        maps,
         vars: vec![("$", root.clone())],
         at: At::None,
         out,
@@ -123,7 +133,42 @@ pub(super) fn execute(tmpl: &Template, data: &Value, header: bool, out: &mut Str
     st.walk(&root, &tmpl.root).map(|_| ())
 }
 
+/// The objects found under one of `fields`, anywhere in `v`.
+fn collect_maps(v: &Value, fields: &[String], out: &mut HashSet<*const Value>) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                if child.is_object() && fields.iter().any(|f| f == k) {
+                    out.insert(child as *const Value);
+                }
+                collect_maps(child, fields, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|c| collect_maps(c, fields, out)),
+        _ => {}
+    }
+}
+
 impl<'a, 't> State<'a, 't, '_> {
+    /// Whether `recv` stands for a Go struct (typed templates only): an object of the data
+    /// that is not a map.
+    fn is_struct(&self, recv: &Val<'a>) -> bool {
+        match (self.root, recv) {
+            (Some(_), Val::Ref(v, _)) => {
+                v.is_object() && !self.maps.contains(&(*v as *const Value))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `v` is the whole data of a typed template.
+    fn is_root(&self, v: &Val<'a>) -> bool {
+        match (self.root, v) {
+            (Some(root), Val::Ref(v, _)) => std::ptr::eq(root, *v),
+            _ => false,
+        }
+    }
+
     fn err(&self, msg: impl std::fmt::Display) -> TemplateError {
         let (pos, ctx) = match self.at {
             At::None => return TemplateError::Exec(format!("template: : {msg}")),
@@ -419,6 +464,14 @@ impl<'a, 't> State<'a, 't, '_> {
             }
             Some(Value::Object(_)) => match recv.key(name) {
                 Some(v) => Ok(v),
+                None if self.is_struct(&recv) => {
+                    let typ = self
+                        .tmpl
+                        .typed
+                        .as_ref()
+                        .map_or("", |t| t.type_name.as_str());
+                    Err(self.err(format!("can't evaluate field {name} in type {typ}")))
+                }
                 None if missing_err => {
                     Err(self.err(format!("map has no entry for key {}", gofmt::quote(name))))
                 }
@@ -489,6 +542,14 @@ impl<'a, 't> State<'a, 't, '_> {
                 _ => fixed.get(num_in - 1).copied().unwrap_or(P::Any),
             };
             argv.push(self.validate(f, p)?);
+        }
+        if name == "json" && !self.header {
+            if let [A::V(v)] = argv.as_slice() {
+                if self.is_root(v) {
+                    let json = super::super::gojson::json_html_escaped(v.get());
+                    return Ok(Val::own(Value::String(json)));
+                }
+            }
         }
         funcs::call(name, self.header, argv).map_err(|msg| {
             self.at = node;

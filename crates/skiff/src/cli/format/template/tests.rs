@@ -446,3 +446,42 @@ fn parses_valid_templates() {
         assert!(Template::parse(src).is_ok(), "{src}");
     }
 }
+
+#[test]
+fn typed_data_refuses_unknown_fields_but_not_map_keys() {
+    let data = json!({"ID": "abc", "Labels": {"a": "b"}, "Nested": {"X": 1}});
+    let t = |src: &str| {
+        Template::parse(src)
+            .unwrap()
+            .typed("*formatter.imageContext", &["Labels"])
+            .execute(&data)
+    };
+    assert_eq!(t("{{.ID}}").unwrap(), "abc");
+    assert_eq!(
+        t("{{.Bogus}}").unwrap_err().to_string(),
+        "template parsing error: template: :1:2: executing \"\" at <.Bogus>: can't evaluate field Bogus in type *formatter.imageContext"
+    );
+    assert!(
+        t("{{.Nested.Y}}").is_err(),
+        "nested objects are structs too"
+    );
+    assert_eq!(t("{{.Labels.zz}}").unwrap(), "<no value>");
+    // Untyped, a missing key is just missing.
+    let plain = Template::parse("{{.Bogus}}")
+        .unwrap()
+        .execute(&data)
+        .unwrap();
+    assert_eq!(plain, "<no value>");
+}
+
+#[test]
+fn typed_data_marshals_html_escaped() {
+    let data = json!({"Repository": "<none>", "Tag": "a&b"});
+    let typed = Template::parse("{{json .}} {{json .Repository}}")
+        .unwrap()
+        .typed("*formatter.imageContext", &[]);
+    assert_eq!(
+        typed.execute(&data).unwrap(),
+        r#"{"Repository":"\u003cnone\u003e","Tag":"a\u0026b"} "<none>""#
+    );
+}
