@@ -7,7 +7,6 @@ use serde_json::json;
 use super::format::{bytes_size, human_size, Template};
 use super::output::{confirm, print_rows};
 use super::GlobalOptions;
-use crate::ops::rmi::RmiEvent;
 
 /// The Docker Engine API version whose behaviour skiff follows.
 pub const API_VERSION: &str = "1.41";
@@ -215,16 +214,6 @@ pub fn run_prune(g: &GlobalOptions, a: PruneArgs) -> Result<()> {
     }
     let engine = g.engine()?;
     let report = crate::ops::prune::prune_images(&engine, a.all, &Default::default())?;
-    if !report.events.is_empty() {
-        println!("Deleted Images:");
-        for e in &report.events {
-            match e {
-                RmiEvent::Untagged(t) => println!("untagged: {t}"),
-                RmiEvent::Deleted(id) => println!("deleted: {id}"),
-            }
-        }
-        println!();
-    }
-    println!("Total reclaimed space: {}", human_size(report.reclaimed));
+    super::tag::print_prune_report(&report);
     Ok(())
 }

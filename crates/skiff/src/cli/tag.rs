@@ -92,6 +92,12 @@ pub fn run_prune(g: &GlobalOptions, a: PruneArgs) -> Result<()> {
     }
     let engine = g.engine()?;
     let report = crate::ops::prune::prune_images(&engine, a.all, &filters)?;
+    print_prune_report(&report);
+    Ok(())
+}
+
+/// docker's prune summary: what was untagged and deleted, then the space reclaimed.
+pub fn print_prune_report(report: &crate::ops::prune::PruneReport) {
     if !report.events.is_empty() {
         println!("Deleted Images:");
         for e in &report.events {
@@ -103,7 +109,6 @@ pub fn run_prune(g: &GlobalOptions, a: PruneArgs) -> Result<()> {
         println!();
     }
     println!("Total reclaimed space: {}", human_size(report.reclaimed));
-    Ok(())
 }
 
 #[derive(Args, Debug)]
