@@ -1477,3 +1477,44 @@ fn info_and_version_headers_are_dockers() {
         "{out}"
     );
 }
+
+/// docker's CLI: an unknown flag exits 125 pointing at the help; a wrong number of arguments
+/// exits 1 with `"docker tag" requires exactly 2 arguments.` and the usage line.
+#[test]
+fn command_line_errors_use_dockers_words_and_codes() {
+    let s = Skiff::new();
+    let out = s.run(["images", "--bogus"]);
+    assert_eq!(out.code, 125, "{out}");
+    assert_eq!(
+        out.stderr, "unknown flag: --bogus\nSee 'skiff images --help'.\n",
+        "{out}"
+    );
+    let out = s.run(["images", "-z"]);
+    assert_eq!(out.code, 125, "{out}");
+    assert!(
+        out.stderr
+            .starts_with("unknown shorthand flag: 'z' in -z\n"),
+        "{out}"
+    );
+    for (args, words) in [
+        (&["tag"][..], "\"skiff tag\" requires exactly 2 arguments."),
+        (
+            &["tag", "a", "b", "c"][..],
+            "\"skiff tag\" requires exactly 2 arguments.",
+        ),
+        (
+            &["history"][..],
+            "\"skiff history\" requires exactly 1 argument.",
+        ),
+        (&["rmi"][..], "\"skiff rmi\" requires at least 1 argument."),
+        (
+            &["image", "rm"][..],
+            "\"skiff image rm\" requires at least 1 argument.",
+        ),
+    ] {
+        let out = s.run(args);
+        assert_eq!(out.code, 1, "{out}");
+        assert!(out.stderr.starts_with(&format!("{words}\nSee '")), "{out}");
+        assert!(out.stderr.contains("\nUsage:  skiff "), "{out}");
+    }
+}
