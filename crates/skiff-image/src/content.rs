@@ -253,7 +253,12 @@ fn lock_ingest(dir: &Path) -> Result<File, ContentError> {
             Ok(f) => f,
             // A committing writer removed the directory between our mkdir and open.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(ContentError::Io { path: lock_path.clone(), source: e }),
+            Err(e) => {
+                return Err(ContentError::Io {
+                    path: lock_path.clone(),
+                    source: e,
+                })
+            }
         };
         flock(&lock, FlockOperation::LockExclusive).map_err(|e| ContentError::Io {
             path: lock_path.clone(),

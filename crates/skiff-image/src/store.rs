@@ -170,6 +170,29 @@ impl MetaStore {
         Ok(())
     }
 
+    /// Runs a query with one text parameter and collects its first column as strings.
+    fn strings(&self, sql: &str, param: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt
+            .query_map([param], |r| r.get(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Runs a query with one text parameter and collects its first column as digests.
+    fn digests(&self, sql: &str, param: &str) -> Result<Vec<Digest>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt
+            .query_map([param], |r| digest_col(r.get(0)?))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Looks up the image a name (tag or repo digest) points at.
+    fn image_named(&self, sql: &str, name: &str) -> Result<Option<Digest>, StoreError> {
+        Ok(self.digests(sql, name)?.into_iter().next())
+    }
+
     /// Starts a write transaction that takes the database write lock at once.
     pub fn write(&self) -> Result<Transaction<'_>, StoreError> {
         Ok(Transaction::new_unchecked(
@@ -211,13 +234,7 @@ impl MetaStore {
     /// Image IDs whose hex starts with `prefix` (for short IDs on the command line).
     pub fn ids_with_prefix(&self, prefix: &str) -> Result<Vec<Digest>, StoreError> {
         let pattern = format!("sha256:{}%", prefix.replace(['%', '_'], ""));
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id FROM images WHERE id LIKE ?1")?;
-        let rows = stmt
-            .query_map([pattern], |r| digest_col(r.get(0)?))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        self.digests("SELECT id FROM images WHERE id LIKE ?1", &pattern)
     }
 
     pub fn layers(&self, id: &Digest) -> Result<Vec<LayerRecord>, StoreError> {
@@ -255,23 +272,15 @@ impl MetaStore {
     }
 
     pub fn resolve_tag(&self, name: &str) -> Result<Option<Digest>, StoreError> {
-        self.conn
-            .query_row("SELECT image_id FROM tags WHERE name = ?1", [name], |r| {
-                digest_col(r.get(0)?)
-            })
-            .optional()
-            .map_err(Into::into)
+        self.image_named("SELECT image_id FROM tags WHERE name = ?1", name)
     }
 
     /// Tags of one image, oldest first (the order `docker inspect` lists RepoTags in).
     pub fn tags_of(&self, id: &Digest) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY added, name")?;
-        let rows = stmt
-            .query_map([id.to_string()], |r| r.get(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        self.strings(
+            "SELECT name FROM tags WHERE image_id = ?1 ORDER BY added, name",
+            &id.to_string(),
+        )
     }
 
     /// When the image was last tagged, in Unix nanoseconds.
@@ -303,35 +312,19 @@ impl MetaStore {
     }
 
     pub fn repo_digests_of(&self, id: &Digest) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name FROM repo_digests WHERE image_id = ?1 ORDER BY name")?;
-        let rows = stmt
-            .query_map([id.to_string()], |r| r.get(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        self.strings(
+            "SELECT name FROM repo_digests WHERE image_id = ?1 ORDER BY name",
+            &id.to_string(),
+        )
     }
 
     pub fn resolve_repo_digest(&self, name: &str) -> Result<Option<Digest>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT image_id FROM repo_digests WHERE name = ?1",
-                [name],
-                |r| digest_col(r.get(0)?),
-            )
-            .optional()
-            .map_err(Into::into)
+        self.image_named("SELECT image_id FROM repo_digests WHERE name = ?1", name)
     }
 
     /// Images whose recorded parent is `id` (built or committed on top of it).
     pub fn children(&self, id: &Digest) -> Result<Vec<Digest>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id FROM images WHERE parent = ?1")?;
-        let rows = stmt
-            .query_map([id.to_string()], |r| digest_col(r.get(0)?))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        self.digests("SELECT id FROM images WHERE parent = ?1", &id.to_string())
     }
 
     /// Deletes an image record with its layers and repo digests. Tags must be gone already
