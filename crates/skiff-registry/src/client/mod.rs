@@ -1,0 +1,1 @@
+//! The registry client: auth, manifests, blobs, pull and push.

@@ -1,0 +1,1 @@
+//! The registry server behind `skiff registry serve` and `skiff registry gc`.
