@@ -9,4 +9,5 @@
 //!   `skiff-snapshot` (snapshotters, layer apply and diff).
 
 pub mod cli;
+pub mod monitor;
 pub mod ops;

@@ -7,6 +7,13 @@ use skiff::cli::{run, Cli};
 use skiff::ops::error::{kind_of, Reported};
 
 fn main() -> ExitCode {
+    // The per-container monitor starts here, before any parsing (see `monitor_args`).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some((root, id, attach)) = skiff::monitor::monitor_args(&args) {
+        let code = skiff::monitor::main(&root, &id, attach);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    drop(args);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return parse_failure(&e),

@@ -77,6 +77,24 @@ pub fn run(g: &GlobalOptions, a: InspectArgs, images_only: bool) -> Result<()> {
     let mut errors: Vec<String> = Vec::new();
     let mut out = String::new();
     for name in &a.names {
+        // docker looks for a container first, then an image.
+        if matches!(kind, Some("container") | None) {
+            if let Some(doc) =
+                crate::ops::container::inspect::inspect_container(&engine, name, a.size)?
+            {
+                match &template {
+                    Some(t) => match execute_as(t, &doc, "types.ContainerJSON") {
+                        Ok(text) => {
+                            out.push_str(&text);
+                            out.push('\n');
+                        }
+                        Err(e) => errors.push(e.to_string()),
+                    },
+                    None => found.push(doc),
+                }
+                continue;
+            }
+        }
         let doc = match kind {
             Some("image") | None => crate::ops::inspect::inspect_image(&engine, name),
             Some(other) => {
@@ -139,11 +157,15 @@ pub fn run(g: &GlobalOptions, a: InspectArgs, images_only: bool) -> Result<()> {
 /// docker's `TemplateInspector`: the template runs on the typed object first; if that fails
 /// it runs again on the raw JSON with `missingkey=error`, whose error is the one reported.
 fn execute(t: &Template, doc: &Value) -> Result<String, super::format::TemplateError> {
-    match t
-        .clone()
-        .typed("types.ImageInspect", INSPECT_MAP_FIELDS)
-        .execute(doc)
-    {
+    execute_as(t, doc, "types.ImageInspect")
+}
+
+fn execute_as(
+    t: &Template,
+    doc: &Value,
+    type_name: &str,
+) -> Result<String, super::format::TemplateError> {
+    match t.clone().typed(type_name, INSPECT_MAP_FIELDS).execute(doc) {
         Ok(text) => Ok(text),
         Err(_) => t.clone().missing_key_error(true).execute(doc),
     }

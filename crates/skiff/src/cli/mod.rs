@@ -2,14 +2,27 @@
 //! into options, calls one operation in `crate::ops`, and prints the result.
 
 pub mod archive;
+pub mod build;
+pub mod container;
+pub mod container_attach;
+pub mod container_exec;
+pub mod container_fs;
+pub mod container_life;
+pub mod container_misc;
 pub mod format;
 pub mod history;
 pub mod images;
 pub mod inspect;
+pub mod login;
 pub mod output;
 pub mod progress;
+pub mod pull;
+pub mod push;
+pub mod registry;
+pub mod search;
 pub mod system;
 pub mod tag;
+pub mod volume;
 
 use std::path::PathBuf;
 
@@ -59,6 +72,15 @@ pub struct GlobalOptions {
     /// Enable debug mode
     #[arg(long, short = 'D')]
     pub debug: bool,
+    /// Registries that may be reached over plain HTTP or with unverified TLS (repeatable;
+    /// also SKIFF_INSECURE_REGISTRIES, comma-separated)
+    #[arg(
+        long = "insecure-registry",
+        env = "SKIFF_INSECURE_REGISTRIES",
+        value_delimiter = ',',
+        value_name = "HOST[:PORT]"
+    )]
+    pub insecure_registries: Vec<String>,
 }
 
 impl GlobalOptions {
@@ -78,6 +100,13 @@ impl GlobalOptions {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    #[command(flatten)]
+    Containers(container::TopCommand),
+    /// Build an image from a Dockerfile
+    Build(Box<build::BuildArgs>),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// List images
     Images(images::ImagesArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -98,12 +127,36 @@ pub enum Command {
     Info(system::InfoArgs),
     /// Show the skiff version information
     Version(system::VersionArgs),
+    /// Download an image from a registry
+    Pull(pull::PullArgs),
+    /// Upload an image to a registry
+    Push(push::PushArgs),
+    /// Log in to a registry
+    Login(login::LoginArgs),
+    /// Log out from a registry
+    Logout(login::LogoutArgs),
+    /// Search a registry for images
+    Search(search::SearchArgs),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
     /// Manage skiff
     #[command(subcommand)]
     System(SystemCommand),
+    /// Run or maintain a registry server
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(container_fs::CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(container_fs::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(container_fs::ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(container_fs::CommitArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -126,6 +179,10 @@ pub enum ImageCommand {
     Import(archive::ImportArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(tag::TagArgs),
+    /// Download an image from a registry
+    Pull(pull::PullArgs),
+    /// Upload an image to a registry
+    Push(push::PushArgs),
     /// Remove unused images
     Prune(tag::PruneArgs),
     /// Mount an image's root filesystem read-only and print the mountpoint
@@ -133,6 +190,14 @@ pub enum ImageCommand {
     /// Unmount an image mounted with `image mount`
     #[command(visible_alias = "umount")]
     Unmount(tag::MountArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BuilderCommand {
+    /// Build an image from a Dockerfile
+    Build(Box<build::BuildArgs>),
+    /// Remove build cache
+    Prune(build::BuilderPruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -178,8 +243,16 @@ fn plain_message(e: &anyhow::Error) -> Option<String> {
 fn dispatch(cli: Cli) -> Result<()> {
     let g = &cli.global;
     match cli.command {
+        Command::Containers(c) => container::run(g, c),
+        Command::Build(a) | Command::Builder(BuilderCommand::Build(a)) => build::run(g, *a),
+        Command::Builder(BuilderCommand::Prune(a)) => build::run_builder_prune(g, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(g, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => archive::run_import(g, a),
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(g, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(g, a),
+        Command::Login(a) => login::run_login(g, a),
+        Command::Logout(a) => login::run_logout(g, a),
+        Command::Search(a) => search::run(g, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag::run_tag(g, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => tag::run_rmi(g, a),
         Command::Inspect(a) => inspect::run(g, a, false),
@@ -194,5 +267,11 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Version(a) => system::run_version(g, a),
         Command::System(SystemCommand::Df(a)) => system::run_df(g, a),
         Command::System(SystemCommand::Prune(a)) => system::run_prune(g, a),
+        Command::Registry(c) => registry::run(g, c),
+        Command::Volume(c) => volume::run(g, c),
+        Command::Cp(a) => container_fs::run_cp(g, a),
+        Command::Diff(a) => container_fs::run_diff(g, a),
+        Command::Export(a) => container_fs::run_export(g, a),
+        Command::Commit(a) => container_fs::run_commit(g, a),
     }
 }

@@ -22,11 +22,21 @@ pub struct ContainerUse {
     pub running: bool,
 }
 
-/// Containers created from `image`. This store has no container table yet (containers come
-/// with their own issue); the check is wired here so that `rmi` refuses in-use images as soon
-/// as containers exist.
-pub fn containers_using(_engine: &Engine, _image: &ImageRecord) -> Result<Vec<ContainerUse>> {
-    Ok(Vec::new())
+/// Containers created from `image`, newest first, each with whether it runs (a live
+/// monitor); docker names the first in its refusal.
+pub fn containers_using(engine: &Engine, image: &ImageRecord) -> Result<Vec<ContainerUse>> {
+    let store = crate::ops::container::ContainerStore::open(engine.root())?;
+    let mut out = Vec::new();
+    for id in store.using_image(&image.id.to_string())? {
+        let Some(c) = store.record(&id)? else {
+            continue;
+        };
+        let running = crate::ops::container::reconcile::state(engine.root(), &store, &c)
+            .map(|s| s.running)
+            .unwrap_or(false);
+        out.push(ContainerUse { id, running });
+    }
+    Ok(out)
 }
 
 pub fn remove_image(engine: &Engine, input: &str, force: bool) -> Result<Vec<RmiEvent>> {

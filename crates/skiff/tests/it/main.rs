@@ -49,9 +49,16 @@ mod harness;
 mod table;
 mod tree;
 
+mod build;
 mod concurrency;
+mod container_fs;
+mod containers;
+mod containers_more;
 mod docker_parity;
 mod images;
 mod interop;
 mod layers;
+mod registry_client;
+mod registry_server;
 mod save_load;
+mod volumes;
