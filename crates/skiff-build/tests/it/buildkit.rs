@@ -1,4 +1,6 @@
-//! BuildKit's parser and word-expansion tables from `shared/testdata/buildkit-dockerfile`.
+//! BuildKit's parser and word-expansion tables, kept unchanged in `tests/testdata/buildkit`
+//! (data files from moby/buildkit, Apache-2.0, LICENSE beside them) so that any clone of the
+//! repository runs them, with or without the shared checkout next to it.
 
 use std::fs;
 use std::path::PathBuf;
@@ -9,12 +11,11 @@ use skiff_build::shell::{EnvList, Lexer};
 fn testdata() -> PathBuf {
     let dir = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/testdata/buildkit-dockerfile"
+        "/tests/testdata/buildkit"
     ));
     assert!(
         dir.is_dir(),
-        "BuildKit test data not found at {}: these golden tests need the shared testdata \
-         checkout next to the workspace (CI has it)",
+        "BuildKit test data not found at {}",
         dir.display()
     );
     dir
