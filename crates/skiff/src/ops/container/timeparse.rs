@@ -2,46 +2,9 @@
 
 use super::store::parse_time;
 
-/// Go's `time.ParseDuration` ("1h30m", "500ms", "2.5s"), in nanoseconds.
-pub fn parse_go_duration(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += n * unit;
-    }
-    let v = total.round() as i64;
-    Some(if neg { -v } else { v })
-}
+/// Go's `time.ParseDuration` ("1h30m", "500ms", "2.5s"), in nanoseconds: the same parser
+/// HEALTHCHECK's flags use in builds.
+pub use skiff_build::duration::parse_go_duration;
 
 /// docker's `--since`/`--until` values: RFC 3339 (with or without zone), a Unix time
 /// (`1700000000` or `1700000000.5`), or a duration back from now (`10m`).
