@@ -119,7 +119,7 @@ pub struct PsArgs {
 
 /// Runs `f` for each named container, printing the name on success and docker's message on
 /// failure; fails (exit 1) if any failed.
-fn each(
+pub(super) fn each(
     g: &GlobalOptions,
     names: &[String],
     mut f: impl FnMut(&Engine, &ContainerStore, &Container) -> Result<()>,

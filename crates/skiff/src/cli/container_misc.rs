@@ -7,7 +7,6 @@ use super::format::human_size;
 use super::output::confirm;
 use super::GlobalOptions;
 use crate::ops::container::ContainerStore;
-use crate::ops::error::Reported;
 
 #[derive(Args, Debug)]
 pub struct ContainersArgs {
@@ -54,32 +53,7 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-fn each(
-    g: &GlobalOptions,
-    names: &[String],
-    f: impl Fn(
-        &crate::ops::engine::Engine,
-        &ContainerStore,
-        &crate::ops::container::Container,
-    ) -> Result<()>,
-) -> Result<()> {
-    let engine = g.engine()?;
-    let store = ContainerStore::open(engine.root())?;
-    let mut failed = false;
-    for name in names {
-        match store.get(name).and_then(|c| f(&engine, &store, &c)) {
-            Ok(()) => println!("{name}"),
-            Err(e) => {
-                eprintln!("Error response from daemon: {e:#}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        return Err(Reported(anyhow::anyhow!("some containers failed")).into());
-    }
-    Ok(())
-}
+use super::container_life::each;
 
 pub fn run_pause(g: &GlobalOptions, a: ContainersArgs) -> Result<()> {
     each(g, &a.containers, crate::ops::container::pause::pause)
