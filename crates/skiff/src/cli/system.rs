@@ -46,10 +46,12 @@ pub fn run_info(g: &GlobalOptions, a: InfoArgs) -> Result<()> {
     let engine = g.engine()?;
     let driver = engine.snapshotter()?.driver();
     let images = engine.meta.images()?.len();
+    let (containers, _, _) = crate::ops::df::containers(&engine, false)?;
     let uname = rustix::system::uname();
     let info = json!({
         "ID": "",
-        "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+        "Containers": containers.total, "ContainersRunning": containers.running,
+        "ContainersPaused": containers.paused, "ContainersStopped": containers.stopped,
         "Images": images,
         "Driver": driver,
         "DriverStatus": [["Backing Filesystem", backing_fs(engine.root())]],
@@ -75,10 +77,10 @@ pub fn run_info(g: &GlobalOptions, a: InfoArgs) -> Result<()> {
     println!(" Debug Mode: {}", g.debug);
     println!();
     println!("Server:");
-    println!(" Containers: 0");
-    println!("  Running: 0");
-    println!("  Paused: 0");
-    println!("  Stopped: 0");
+    println!(" Containers: {}", containers.total);
+    println!("  Running: {}", containers.running);
+    println!("  Paused: {}", containers.paused);
+    println!("  Stopped: {}", containers.stopped);
     println!(" Images: {images}");
     println!(" Server Version: {}", env!("CARGO_PKG_VERSION"));
     println!(" Storage Driver: {driver}");
@@ -172,9 +174,14 @@ pub fn run_df(g: &GlobalOptions, a: DfArgs) -> Result<()> {
     let rows = vec![
         json!({"Type": "Images", "TotalCount": du.images.to_string(), "Active": du.active_images.to_string(),
                "Size": human_size(du.images_size), "Reclaimable": reclaimable(du.reclaimable, du.images_size)}),
-        json!({"Type": "Containers", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
-        json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
-        json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Containers", "TotalCount": du.containers.total.to_string(),
+               "Active": (du.containers.running + du.containers.paused).to_string(),
+               "Size": human_size(du.containers_size),
+               "Reclaimable": reclaimable(du.containers_reclaimable, du.containers_size)}),
+        json!({"Type": "Local Volumes", "TotalCount": du.volumes.to_string(), "Active": du.active_volumes.to_string(),
+               "Size": human_size(du.volumes_size), "Reclaimable": reclaimable(du.volumes_reclaimable, du.volumes_size)}),
+        json!({"Type": "Build Cache", "TotalCount": du.build_cache.to_string(), "Active": "0",
+               "Size": human_size(du.build_cache_size), "Reclaimable": human_size(du.build_cache_size)}),
     ];
     let headers = json!({"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"});
     print_rows(

@@ -374,3 +374,39 @@ fn binds_tmpfs_and_read_only_volumes_are_mounted() {
     ]);
     assert!(missing.is_dir());
 }
+
+#[test]
+fn system_df_and_info_count_containers_volumes_and_their_bytes() {
+    require!(need_containers());
+    let e = Env::new();
+    e.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "dfvol:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 100000 /dev/zero > /data/blob; head -c 50000 /dev/zero > /rw",
+    ]);
+    e.ok(&["run", "-d", "--name", "sleeper", "busybox", "sleep", "60"]);
+
+    let out = e.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}",
+    ]);
+    let rows: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(rows[1], "Containers|2|1|50kB", "{out}");
+    // The exited writer still refers to the volume, so docker counts it active.
+    assert_eq!(rows[2], "Local Volumes|1|1|100kB", "{out}");
+
+    let out = e.ok(&[
+        "info",
+        "--format",
+        "{{.Containers}} {{.ContainersRunning}} {{.ContainersPaused}} {{.ContainersStopped}}",
+    ]);
+    assert_eq!(out.stdout, "2 1 0 1\n", "{out}");
+}
