@@ -5,16 +5,14 @@
 //! command exits 1. Missing objects are `Error: No such object: NAME` for plain `inspect` and
 //! the daemon's `No such image: NAME:latest` for `image inspect` / `--type image`.
 
-use std::io::Write;
-
 use anyhow::Result;
 use clap::Args;
 use serde_json::Value;
 
 use super::format::Template;
-use super::output::to_docker_json;
+use super::output::InspectOutput;
 use super::GlobalOptions;
-use crate::ops::error::{kind_of, ErrorKind, PlainError, Reported};
+use crate::ops::error::{kind_of, ErrorKind, PlainError};
 use crate::ops::inspect::INSPECT_MAP_FIELDS;
 
 #[derive(Args, Debug)]
@@ -73,32 +71,21 @@ pub fn run(g: &GlobalOptions, a: InspectArgs, images_only: bool) -> Result<()> {
     };
     let engine = g.engine()?;
     let template = a.format.as_deref().map(Template::parse).transpose()?;
-    let mut found: Vec<Value> = Vec::new();
-    let mut errors: Vec<String> = Vec::new();
-    let mut out = String::new();
+    let mut output = InspectOutput::new(template.as_ref());
     for name in &a.names {
         // docker looks for a container first, then an image.
         if matches!(kind, Some("container") | None) {
             if let Some(doc) =
                 crate::ops::container::inspect::inspect_container(&engine, name, a.size)?
             {
-                match &template {
-                    Some(t) => match execute_as(t, &doc, "types.ContainerJSON") {
-                        Ok(text) => {
-                            out.push_str(&text);
-                            out.push('\n');
-                        }
-                        Err(e) => errors.push(e.to_string()),
-                    },
-                    None => found.push(doc),
-                }
+                output.add(doc, |t, doc| execute_as(t, doc, "types.ContainerJSON"));
                 continue;
             }
         }
         let doc = match kind {
             Some("image") | None => crate::ops::inspect::inspect_image(&engine, name),
             Some(other) => {
-                errors.push(not_found(other, name));
+                output.error(not_found(other, name));
                 continue;
             }
         };
@@ -112,7 +99,7 @@ pub fn run(g: &GlobalOptions, a: InspectArgs, images_only: bool) -> Result<()> {
                 ) {
                     return Err(e);
                 }
-                errors.push(format!("Error: No such object: {name}"));
+                output.error(format!("Error: No such object: {name}"));
                 continue;
             }
             Err(e) => {
@@ -122,36 +109,13 @@ pub fn run(g: &GlobalOptions, a: InspectArgs, images_only: bool) -> Result<()> {
                 ) {
                     return Err(e);
                 }
-                errors.push(format!("Error response from daemon: {e}"));
+                output.error(format!("Error response from daemon: {e}"));
                 continue;
             }
         };
-        match &template {
-            Some(t) => match execute(t, &doc) {
-                Ok(text) => {
-                    out.push_str(&text);
-                    out.push('\n');
-                }
-                Err(e) => errors.push(e.to_string()),
-            },
-            None => found.push(doc),
-        }
+        output.add(doc, execute);
     }
-    let mut stdout = std::io::stdout().lock();
-    match &template {
-        // docker prints an empty line when no template produced anything.
-        Some(_) if out.is_empty() => writeln!(stdout)?,
-        Some(_) => stdout.write_all(out.as_bytes())?,
-        None => writeln!(stdout, "{}", to_docker_json(&found)?)?,
-    }
-    stdout.flush()?;
-    if errors.is_empty() {
-        return Ok(());
-    }
-    for e in &errors {
-        eprintln!("{e}");
-    }
-    Err(Reported(anyhow::anyhow!(errors.join("\n"))).into())
+    output.finish()
 }
 
 /// docker's `TemplateInspector`: the template runs on the typed object first; if that fails

@@ -80,3 +80,75 @@ pub fn print_rows(
 pub fn interactive() -> bool {
     io::stderr().is_terminal()
 }
+
+/// What every `inspect` command prints, as docker's CLI does: the documents found as one
+/// JSON array (or one template result per document, and an empty line when none produced
+/// anything), then each failure on its own line, and exit status 1 if there was any.
+pub struct InspectOutput<'t> {
+    template: Option<&'t format::Template>,
+    documents: Vec<serde_json::Value>,
+    text: String,
+    errors: Vec<String>,
+}
+
+impl<'t> InspectOutput<'t> {
+    pub fn new(template: Option<&'t format::Template>) -> Self {
+        InspectOutput {
+            template,
+            documents: Vec::new(),
+            text: String::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Adds a document; `render` runs the template on it (callers differ in how docker
+    /// types the object for the template).
+    pub fn add(
+        &mut self,
+        doc: serde_json::Value,
+        render: impl FnOnce(
+            &format::Template,
+            &serde_json::Value,
+        ) -> Result<String, format::TemplateError>,
+    ) {
+        match self.template {
+            Some(t) => match render(t, &doc) {
+                Ok(text) => {
+                    self.text.push_str(&text);
+                    self.text.push('\n');
+                }
+                Err(e) => self.errors.push(e.to_string()),
+            },
+            None => self.documents.push(doc),
+        }
+    }
+
+    /// Records a failure, reported after the output.
+    pub fn error(&mut self, message: String) {
+        self.errors.push(message);
+    }
+
+    /// Prints everything and fails if any name failed.
+    pub fn finish(self) -> Result<()> {
+        let mut stdout = io::stdout().lock();
+        match self.template {
+            Some(_) if self.text.is_empty() => writeln!(stdout)?,
+            Some(_) => stdout.write_all(self.text.as_bytes())?,
+            None => writeln!(stdout, "{}", to_docker_json(&self.documents)?)?,
+        }
+        stdout.flush()?;
+        report_errors(self.errors)
+    }
+}
+
+/// Prints each error on its own line and exits 1 if there was any (docker's CLI does this
+/// for commands that take several objects).
+pub fn report_errors(errors: Vec<String>) -> Result<()> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    Err(crate::ops::error::Reported(anyhow::anyhow!(errors.join("\n"))).into())
+}

@@ -1,16 +1,15 @@
 //! `skiff volume create|ls|inspect|rm|prune`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::format::{human_size, Template};
-use super::output::{confirm, print_rows, to_docker_json};
+use super::output::{confirm, print_rows, report_errors, InspectOutput};
 use super::GlobalOptions;
-use crate::ops::error::{kind_of, ErrorKind, Reported};
+use crate::ops::error::{kind_of, ErrorKind};
 use crate::ops::volume::list::{list_volumes, VolumeFilters};
 use crate::ops::volume::store::{self, CreateOptions};
 
@@ -175,50 +174,17 @@ fn run_ls(g: &GlobalOptions, a: LsArgs) -> Result<()> {
 fn run_inspect(g: &GlobalOptions, a: InspectArgs) -> Result<()> {
     let engine = g.engine()?;
     let template = a.format.as_deref().map(Template::parse).transpose()?;
-    let mut found = Vec::new();
-    let mut errors = Vec::new();
-    let mut out = String::new();
+    let mut output = InspectOutput::new(template.as_ref());
     for name in &a.names {
-        let v = match store::get(&engine, name) {
-            Ok(v) => v,
+        match store::get(&engine, name) {
+            Ok(v) => output.add(serde_json::to_value(&v)?, |t, doc| t.execute(doc)),
             Err(e) if kind_of(&e) == ErrorKind::NotFound => {
-                errors.push(format!("Error response from daemon: {e}"));
-                continue;
+                output.error(format!("Error response from daemon: {e}"));
             }
             Err(e) => return Err(e),
-        };
-        let doc = serde_json::to_value(&v)?;
-        match &template {
-            Some(t) => match t.execute(&doc) {
-                Ok(text) => {
-                    out.push_str(&text);
-                    out.push('\n');
-                }
-                Err(e) => errors.push(e.to_string()),
-            },
-            None => found.push(doc),
         }
     }
-    let mut stdout = std::io::stdout().lock();
-    match &template {
-        Some(_) if out.is_empty() => writeln!(stdout)?,
-        Some(_) => stdout.write_all(out.as_bytes())?,
-        None => writeln!(stdout, "{}", to_docker_json(&found)?)?,
-    }
-    stdout.flush()?;
-    report(errors)
-}
-
-/// Prints each error on its own line and exits 1 if there was any (docker's CLI does this
-/// for commands that take several objects).
-fn report(errors: Vec<String>) -> Result<()> {
-    if errors.is_empty() {
-        return Ok(());
-    }
-    for e in &errors {
-        eprintln!("{e}");
-    }
-    Err(Reported(anyhow::anyhow!(errors.join("\n"))).into())
+    output.finish()
 }
 
 fn run_rm(g: &GlobalOptions, a: RmArgs) -> Result<()> {
@@ -235,7 +201,7 @@ fn run_rm(g: &GlobalOptions, a: RmArgs) -> Result<()> {
             },
         }
     }
-    report(errors)
+    report_errors(errors)
 }
 
 fn run_prune(g: &GlobalOptions, a: PruneArgs) -> Result<()> {
