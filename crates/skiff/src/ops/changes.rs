@@ -170,22 +170,7 @@ fn normalize_workdir(current: &str, requested: &str) -> String {
     } else {
         format!("/{current}/{requested}")
     };
-    clean_path(&joined)
-}
-
-/// Go's `path.Clean` for an absolute path.
-fn clean_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    skiff_build::dispatch::clean_path(&joined)
 }
 
 /// One EXPOSE argument as docker's `nat.ParsePortSpecs` reads it: `80`, `80/udp`,
