@@ -284,6 +284,16 @@ pub struct Built {
 
 impl ContainerSpec {
     /// Translates the container into an OCI runtime spec for this host.
+    /// Only the cgroup limits, as the JSON of an OCI `linux.resources` object (what `runc
+    /// update --resources` reads), and the warnings a full build would give about them.
+    pub fn resources_json(&self, host: &dyn HostInfo) -> Result<(Vec<u8>, Vec<String>), Error> {
+        let mut warnings = Vec::new();
+        let resources = self.resources(host, &mut warnings)?;
+        let json = serde_json::to_vec(&resources)
+            .map_err(|e| Error::InvalidSpec(format!("encoding resources: {e}")))?;
+        Ok((json, warnings))
+    }
+
     pub fn build(&self, host: &dyn HostInfo) -> Result<Built, Error> {
         crate::runtime::validate_id(&self.id)?;
         if self.rootfs.as_os_str().is_empty() {

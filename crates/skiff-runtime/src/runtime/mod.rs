@@ -130,6 +130,10 @@ pub trait Runtime: Send + Sync {
     /// Thaws a paused container.
     fn resume(&self, id: &str) -> Result<(), Error>;
 
+    /// Changes the cgroup limits of a running container to `resources`, the JSON of an OCI
+    /// `linux.resources` object (`docker update`).
+    fn update(&self, id: &str, resources: &Path) -> Result<(), Error>;
+
     /// Starts another process in the running container, described by the `process.json` at
     /// `process` (see [`crate::spec::exec_process`] and [`crate::bundle::write_process`]).
     /// Returns its pid; it is not waited for.

@@ -258,6 +258,12 @@ impl Runtime for OciCli {
         self.run_captured("resume", id, &[], &[]).map(drop)
     }
 
+    fn update(&self, id: &str, resources: &Path) -> Result<(), Error> {
+        let path = resources.to_string_lossy();
+        self.run_captured("update", id, &["--resources", &path], &[])
+            .map(drop)
+    }
+
     fn exec(&self, id: &str, process: &Path, io: ProcessIo) -> Result<i32, Error> {
         validate_id(id)?;
         if !self.root.join(id).exists() {

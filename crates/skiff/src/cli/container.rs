@@ -244,6 +244,8 @@ pub enum TopCommand {
     Port(super::container_misc::PortArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(super::container_misc::StatsArgs),
+    /// Update configuration of one or more containers
+    Update(super::container_misc::UpdateArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -294,6 +296,8 @@ pub enum ContainerCommand {
     Port(super::container_misc::PortArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(super::container_misc::StatsArgs),
+    /// Update configuration of one or more containers
+    Update(super::container_misc::UpdateArgs),
     /// Remove all stopped containers
     Prune(super::container_misc::PruneArgs),
     /// Copy files/folders between a container and the local filesystem
@@ -354,6 +358,9 @@ pub fn run(g: &GlobalOptions, cmd: TopCommand) -> Result<()> {
         }
         TopCommand::Port(a) | TopCommand::Container(ContainerCommand::Port(a)) => {
             super::container_misc::run_port(g, a)
+        }
+        TopCommand::Update(a) | TopCommand::Container(ContainerCommand::Update(a)) => {
+            super::container_misc::run_update(g, a)
         }
         TopCommand::Stats(a) | TopCommand::Container(ContainerCommand::Stats(a)) => {
             super::container_misc::run_stats(g, a)
@@ -653,38 +660,14 @@ pub fn create_options(f: &CreateFlags, detach: bool) -> Result<CreateOptions> {
         hc.cap_drop = Some(f.cap_drop.clone());
     }
     let bytes = |flag: &str, v: &Option<String>| -> Result<i64> {
-        match v {
-            None => Ok(0),
-            Some(s) if s == "-1" => Ok(-1),
-            Some(s) => crate::ops::volume::parse::ram_in_bytes(s)
-                .and_then(|b| i64::try_from(b).ok())
-                .ok_or_else(|| {
-                    PlainError::invalid(format!(
-                        "invalid argument \"{s}\" for \"{flag}\" flag: invalid size: '{s}'"
-                    ))
-                    .into()
-                }),
-        }
+        v.as_deref().map_or(Ok(0), |s| parse_bytes_flag(flag, s))
     };
     hc.memory = bytes("-m, --memory", &f.memory)?;
     hc.memory_swap = bytes("--memory-swap", &f.memory_swap)?;
     hc.memory_reservation = bytes("--memory-reservation", &f.memory_reservation)?;
     hc.shm_size = bytes("--shm-size", &f.shm_size)?;
     if let Some(c) = &f.cpus {
-        let v: f64 = c.parse().map_err(|_| {
-            PlainError::invalid(format!(
-                "invalid argument \"{c}\" for \"--cpus\" flag: failed to parse {c} as a rational number"
-            ))
-        })?;
-        let nano = (v * 1e9).round() as i64;
-        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
-        if nano < 10_000_000 || nano > ncpu * 1_000_000_000 {
-            return Err(OpError::invalid(format!(
-                "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
-            ))
-            .into());
-        }
-        hc.nano_cpus = nano;
+        hc.nano_cpus = parse_cpus(c)?;
     }
     if let Some(r) = &f.restart {
         hc.restart_policy = parse_restart(r)?;
@@ -771,6 +754,39 @@ fn env_entry(e: &str) -> Option<String> {
         return Some(e.to_owned());
     }
     std::env::var(e).ok().map(|v| format!("{e}={v}"))
+}
+
+/// A byte-size flag (`-m 512m`, `--memory-swap -1`) as docker reads it.
+pub fn parse_bytes_flag(flag: &str, s: &str) -> Result<i64> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    crate::ops::volume::parse::ram_in_bytes(s)
+        .and_then(|b| i64::try_from(b).ok())
+        .ok_or_else(|| {
+            PlainError::invalid(format!(
+                "invalid argument \"{s}\" for \"{flag}\" flag: invalid size: '{s}'"
+            ))
+            .into()
+        })
+}
+
+/// `--cpus N` as nano-CPUs, within what this host has.
+pub fn parse_cpus(c: &str) -> Result<i64> {
+    let v: f64 = c.parse().map_err(|_| {
+        PlainError::invalid(format!(
+            "invalid argument \"{c}\" for \"--cpus\" flag: failed to parse {c} as a rational number"
+        ))
+    })?;
+    let nano = (v * 1e9).round() as i64;
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    if nano < 10_000_000 || nano > ncpu * 1_000_000_000 {
+        return Err(OpError::invalid(format!(
+            "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+        ))
+        .into());
+    }
+    Ok(nano)
 }
 
 /// docker's `--restart` values.

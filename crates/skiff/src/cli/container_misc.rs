@@ -224,3 +224,66 @@ pub fn run_stats(g: &GlobalOptions, a: StatsArgs) -> Result<()> {
         }
     }
 }
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long, value_name = "decimal")]
+    pub cpus: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long, value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long, value_name = "string")]
+    pub restart: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+pub fn run_update(g: &GlobalOptions, a: UpdateArgs) -> Result<()> {
+    use super::container::{parse_bytes_flag, parse_cpus, parse_restart};
+    let bytes = |flag: &str, v: &Option<String>| -> Result<Option<i64>> {
+        v.as_deref().map(|s| parse_bytes_flag(flag, s)).transpose()
+    };
+    let update = crate::ops::container::update::Update {
+        memory: bytes("-m, --memory", &a.memory)?,
+        memory_swap: bytes("--memory-swap", &a.memory_swap)?,
+        memory_reservation: bytes("--memory-reservation", &a.memory_reservation)?,
+        nano_cpus: a.cpus.as_deref().map(parse_cpus).transpose()?,
+        cpu_shares: a.cpu_shares,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        cpuset_mems: a.cpuset_mems.clone(),
+        pids_limit: a.pids_limit,
+        restart: a.restart.as_deref().map(parse_restart).transpose()?,
+    };
+    if update.is_empty() {
+        return Err(crate::ops::error::PlainError::invalid(
+            "you must provide one or more flags when using this command",
+        )
+        .into());
+    }
+    each(g, &a.containers, |engine, store, c| {
+        for w in crate::ops::container::update::update(engine, store, c, &update)? {
+            eprintln!("WARNING: {w}");
+        }
+        Ok(())
+    })
+}

@@ -263,7 +263,11 @@ impl Monitor {
                 RunEnd::Exited(code) => code,
             };
             let oom = self.oom_killed();
-            let policy = self.c.host_config.restart_policy.clone();
+            // Read again: `skiff update --restart` may have changed it since the start.
+            let policy = read_record(&self.dir).map_or_else(
+                |_| self.c.host_config.restart_policy.clone(),
+                |c| c.host_config.restart_policy,
+            );
             let (_, restart) = update_state_in(&self.dir, |s| {
                 s.exit_code = code;
                 s.oom_killed = oom;

@@ -461,3 +461,89 @@ fn security_options_and_ulimits_take_effect() {
     assert_ne!(out.code, 0, "{out}");
     assert!(out.stderr.contains("Operation not permitted"), "{out}");
 }
+
+/// `update` as dockerd 20.10 answers it: limits reach a running container's cgroup at once
+/// and the bundle for the next start; the restart policy reaches the running monitor; docker's
+/// refusals word for word.
+#[test]
+fn update_changes_limits_of_a_running_container_and_its_restart_policy() {
+    require!(need_containers());
+    let e = Env::new();
+    e.ok(&[
+        "run", "-d", "--name", "upd", "-m", "64m", "busybox", "sleep", "300",
+    ]);
+    assert_eq!(e.wait_for("upd", "{{.State.Status}}", "running"), "running");
+    let out = e.ok(&[
+        "update",
+        "-m",
+        "128m",
+        "--pids-limit",
+        "50",
+        "--cpus",
+        "0.5",
+        "upd",
+    ]);
+    assert_eq!(out.stdout, "upd\n");
+    let cgroup = |file: &str| {
+        e.ok(&["exec", "upd", "cat", &format!("/sys/fs/cgroup/{file}")])
+            .stdout
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(cgroup("memory/memory.limit_in_bytes"), "134217728");
+    assert_eq!(cgroup("pids/pids.max"), "50");
+    assert_eq!(cgroup("cpu/cpu.cfs_quota_us"), "50000");
+    assert_eq!(
+        e.inspect(
+            "upd",
+            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}}"
+        ),
+        "134217728 50 500000000"
+    );
+    // The limits survive a restart (a new cgroup from the bundle).
+    e.ok(&["restart", "-t", "0", "upd"]);
+    assert_eq!(e.wait_for("upd", "{{.State.Status}}", "running"), "running");
+    assert_eq!(cgroup("memory/memory.limit_in_bytes"), "134217728");
+
+    // docker's refusals.
+    let out = e.run(&["update", "upd"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert_eq!(
+        out.stderr.trim(),
+        "you must provide one or more flags when using this command"
+    );
+    e.ok(&["update", "--memory-swap", "200m", "upd"]);
+    let out = e.run(&["update", "-m", "300m", "upd", "nosuch"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time"), "{out}");
+    assert!(out.stderr.contains("No such container: nosuch"), "{out}");
+    e.ok(&[
+        "run", "-d", "--rm", "--name", "auto", "busybox", "sleep", "300",
+    ]);
+    let out = e.run(&["update", "--restart", "always", "auto"]);
+    assert!(
+        out.stderr.contains(
+            "Restart policy cannot be updated because AutoRemove is enabled for the container"
+        ),
+        "{out}"
+    );
+
+    // A new restart policy reaches the monitor of the running container.
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rst",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 3",
+    ]);
+    e.ok(&["update", "--restart", "on-failure:1", "rst"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while e.inspect("rst", "{{.RestartCount}}") != "1" {
+        assert!(Instant::now() < deadline, "r was not restarted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    e.ok(&["rm", "-f", "upd", "auto", "rst"]);
+}

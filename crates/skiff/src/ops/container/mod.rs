@@ -31,6 +31,7 @@ pub mod stop;
 pub mod store;
 pub mod timeparse;
 pub mod top;
+pub mod update;
 pub mod users;
 pub mod wait;
 

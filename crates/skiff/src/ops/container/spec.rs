@@ -141,7 +141,8 @@ pub fn environment(c: &Container, home: &str) -> Vec<String> {
     env
 }
 
-fn resources(c: &Container) -> Resources {
+/// The cgroup limits of `c` (also what `update` sends to a running container).
+pub fn resources(c: &Container) -> Resources {
     let h = &c.host_config;
     let pos = |v: i64| (v > 0).then_some(v);
     let (quota, period) = if h.nano_cpus > 0 {
