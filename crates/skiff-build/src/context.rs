@@ -77,6 +77,9 @@ pub struct Source {
     /// Its path relative to the source root.
     pub rel: String,
     pub is_dir: bool,
+    /// What `COPY --parents` keeps of `rel`: the part after a `/./` in the source as
+    /// written, else all of it.
+    pub kept: String,
 }
 
 impl SourceRoot<'_> {
@@ -89,9 +92,18 @@ impl SourceRoot<'_> {
         let mut out = Vec::new();
         for src in srcs {
             let rel = clean_rel(src).ok_or_else(|| CopyError::OutsideContext(src.clone()))?;
+            // rsync's `--relative` pivot: the directories before `/./` are not kept.
+            let dropped = src
+                .find("/./")
+                .and_then(|i| clean_rel(&src[..i]))
+                .map_or(0, |p| p.split('/').filter(|c| !c.is_empty()).count());
+            let kept = |rel: &str| rel.split('/').skip(dropped).collect::<Vec<_>>().join("/");
             if rel.contains(['*', '?', '[']) {
                 let found = self.glob(&rel)?;
-                out.extend(found);
+                out.extend(found.into_iter().map(|f| Source {
+                    kept: kept(&f.rel),
+                    ..f
+                }));
                 continue;
             }
             if self.excluded(&rel) {
@@ -105,6 +117,7 @@ impl SourceRoot<'_> {
             };
             out.push(Source {
                 path,
+                kept: kept(&rel),
                 rel,
                 is_dir: meta.is_dir(),
             });
@@ -156,7 +169,12 @@ impl SourceRoot<'_> {
             }
             let path = resolve_in_root(self.dir, &rel, true).map_err(io_err(self.dir))?;
             let is_dir = fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false);
-            out.push(Source { path, rel, is_dir });
+            out.push(Source {
+                path,
+                kept: rel.clone(),
+                rel,
+                is_dir,
+            });
         }
         Ok(out)
     }
@@ -429,6 +447,8 @@ pub struct CopyOptions {
     pub extract_archives: bool,
     /// `COPY` or `ADD`, for messages.
     pub instruction: &'static str,
+    /// `COPY --parents`: each source lands at `dest/<its kept path>` (dest is a directory).
+    pub parents: bool,
 }
 
 /// Copies `sources` (found in `from`) to `dest` (absolute, inside `rootfs`).
@@ -450,6 +470,9 @@ pub fn copy_into(
         return Err(CopyError::DestNotDir(opts.instruction));
     }
     let (uid, gid) = opts.owner.unwrap_or((0, 0));
+    if opts.parents {
+        return copy_with_parents(rootfs, from, sources, dest_rel, opts);
+    }
     for src in sources {
         if src.is_dir {
             mkdir_all(rootfs, dest_rel, uid, gid)?;
@@ -477,6 +500,36 @@ pub fn copy_into(
             dest_rel.to_owned()
         };
         let target = resolve_in_root(rootfs, &file_rel, false).map_err(io_err(rootfs))?;
+        let meta = fs::metadata(&src.path).map_err(io_err(&src.path))?;
+        write_entry(&src.path, &meta, &target, opts, true)?;
+    }
+    Ok(())
+}
+
+/// `COPY --parents`: as `cp --parents` and `rsync --relative`, each source keeps its
+/// directories (those after a `/./` pivot) below `dest_rel`, which is always a directory.
+fn copy_with_parents(
+    rootfs: &Path,
+    from: &SourceRoot<'_>,
+    sources: &[Source],
+    dest_rel: &str,
+    opts: &CopyOptions,
+) -> Result<(), CopyError> {
+    let (uid, gid) = opts.owner.unwrap_or((0, 0));
+    let dest_dir = dest_rel.trim_end_matches('/');
+    for src in sources {
+        let rel = join_rel(dest_dir, &src.kept);
+        if src.is_dir {
+            mkdir_all(rootfs, &rel, uid, gid)?;
+            let target = resolve_in_root(rootfs, &rel, true).map_err(io_err(rootfs))?;
+            copy_tree(from, src, &target, opts)?;
+            continue;
+        }
+        match Path::new(&rel).parent() {
+            Some(parent) => mkdir_all(rootfs, &parent.to_string_lossy(), uid, gid)?,
+            None => mkdir_all(rootfs, dest_dir, uid, gid)?,
+        }
+        let target = resolve_in_root(rootfs, &rel, false).map_err(io_err(rootfs))?;
         let meta = fs::metadata(&src.path).map_err(io_err(&src.path))?;
         write_entry(&src.path, &meta, &target, opts, true)?;
     }
@@ -552,22 +605,17 @@ fn write_entry(
             source: e.into(),
         })?;
     } else if ft.is_file() || (ft.is_symlink() && follow) {
-        // fs::copy gives the source's permission bits; chown clears set-id bits, so those
-        // (and --chmod) are set again afterwards.
-        fs::copy(src, target).map_err(io_err(target))?;
-        rustix::fs::chown(
-            target,
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-        )
-        .map_err(|e| CopyError::Io {
-            path: target.to_owned(),
-            source: e.into(),
-        })?;
-        if opts.chmod.is_some() || mode & 0o7000 != 0 {
-            fs::set_permissions(target, fs::Permissions::from_mode(mode))
-                .map_err(io_err(target))?;
-        }
+        // A followed symlink is copied as what it points to, with that file's size.
+        let data_meta;
+        let meta = if ft.is_symlink() {
+            data_meta = fs::metadata(src).map_err(io_err(src))?;
+            &data_meta
+        } else {
+            meta
+        };
+        // Owner, mode and mtime are set on the open file (see filecopy).
+        return crate::filecopy::copy_regular_file(src, meta, target, uid, gid, mode)
+            .map_err(io_err(target));
     } else {
         // Devices, fifos and sockets in a build context are skipped, as docker's tar does.
         return Ok(());

@@ -2,7 +2,7 @@
 //! OCI runtime (a throwaway container on the step's root filesystem); tests can record.
 
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One command to run on a mounted root filesystem.
 #[derive(Debug)]
@@ -21,6 +21,30 @@ pub struct RunRequest<'a> {
     pub network: &'a str,
     /// Where the command's stdout and stderr go.
     pub output: OwnedFd,
+    /// `RUN --mount`s, their host side ready. A destination missing from the rootfs is
+    /// created for the run and removed after it, so that it never reaches the layer.
+    pub mounts: &'a [ExecMount],
+}
+
+/// A mount of one run, as the executor sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecMount {
+    /// A host directory or file bound at `target` (absolute in the container).
+    Bind {
+        source: PathBuf,
+        target: String,
+        readonly: bool,
+    },
+    /// A fresh tmpfs (`size` in bytes, unlimited when `None`).
+    Tmpfs { target: String, size: Option<u64> },
+}
+
+impl ExecMount {
+    pub fn target(&self) -> &str {
+        match self {
+            ExecMount::Bind { target, .. } | ExecMount::Tmpfs { target, .. } => target,
+        }
+    }
 }
 
 /// What running a command can fail with besides its own exit code.

@@ -17,6 +17,7 @@
 //!   [`user`]: USER and `--chown` against the image's passwd and group files.
 //! - [`cache`]: the versioned cache key ([`cache::KeyInput`]) and why two keys differ.
 //! - [`executor`]: the [`executor::Executor`] trait the binary implements with the runtime.
+//! - [`mounts`]: `RUN --mount=...` parsed and validated as BuildKit does.
 //! - [`duration`]: Go durations (HEALTHCHECK flags and history).
 //!
 //! The build loop itself (snapshots, layers, the cache store, output) is in the binary's
@@ -27,8 +28,10 @@ pub mod context;
 pub mod dispatch;
 pub mod duration;
 pub mod executor;
+mod filecopy;
 pub mod ignore;
 pub mod instructions;
+pub mod mounts;
 pub mod parser;
 pub mod shell;
 pub mod user;

@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 mod work;
 
+pub use work::is_git_source;
+
 use skiff_image::spec::{EmptyObject, Healthcheck, ImageConfig, RunConfig};
 
 use crate::duration::{format_go_duration, parse_go_duration};
@@ -66,6 +68,8 @@ pub struct RunStep {
     pub created_by: String,
     /// The shell-form command (for docker's failure message), or the exec args joined.
     pub display: String,
+    /// `--mount`s, parsed and expanded.
+    pub mounts: Vec<crate::mounts::RunMount>,
 }
 
 /// A COPY or ADD, resolved (sources not yet looked up).
@@ -82,6 +86,9 @@ pub struct CopyStep {
     pub from: Option<String>,
     pub chown: Option<String>,
     pub chmod: Option<u32>,
+    /// `COPY --parents`: sources keep their directories below the context (or below a
+    /// `/./` in the source path).
+    pub parents: bool,
     /// `/bin/sh -c` (the shell in effect), for the history line.
     pub shell_prefix: String,
     /// `--exclude` patterns (`.dockerignore` syntax), expanded.
@@ -90,6 +97,8 @@ pub struct CopyStep {
     pub inline: Vec<(String, String)>,
     /// ADD of http(s) URLs: the sources are these URLs.
     pub remote: bool,
+    /// `ADD --keep-git-dir`: keep `.git` in a repository added from git.
+    pub keep_git_dir: bool,
     /// `ADD --checksum=sha256:...` of a remote source.
     pub checksum: Option<String>,
 }

@@ -13,11 +13,24 @@ impl StageState {
                 format!("unsupported network mode {network:?}"),
             ));
         }
-        if !flags.all("mount").is_empty() {
-            return Err(InstructionError::new(
-                ins,
-                "the --mount option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled",
-            ));
+        let workdir = self
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .unwrap_or_default();
+        let mut mounts = Vec::new();
+        for m in flags.all("mount") {
+            let expand = |w: &str| {
+                self.lexer
+                    .process_word(w, &self.expansion_env())
+                    .map(|e| e.result)
+                    .map_err(|e| e.to_string())
+            };
+            mounts.push(
+                crate::mounts::parse_mount(m, &workdir, &expand)
+                    .map_err(|e| InstructionError::new(ins, e.0))?,
+            );
         }
         let mut args = self.command_line(ins);
         if !ins.heredocs.is_empty() && !ins.json {
@@ -59,6 +72,7 @@ impl StageState {
             build_args,
             created_by,
             display: joined,
+            mounts,
         }))
     }
 
@@ -107,18 +121,8 @@ impl StageState {
             .map(|c| self.expand(ins, c))
             .transpose()?;
         let from = flags.get("from").map(|f| self.expand(ins, f)).transpose()?;
-        if flags.bool("parents") {
-            return Err(InstructionError::new(
-                ins,
-                "COPY --parents is not supported by skiff yet",
-            ));
-        }
-        if flags.get("keep-git-dir").is_some() {
-            return Err(InstructionError::new(
-                ins,
-                "ADD --keep-git-dir applies to git sources, which skiff does not fetch yet",
-            ));
-        }
+        let parents = flags.bool("parents");
+        let keep_git_dir = flags.bool("keep-git-dir");
         let mut excludes = Vec::new();
         for e in flags.all("exclude") {
             excludes.push(self.expand(ins, e)?);
@@ -151,15 +155,11 @@ impl StageState {
             words.retain(|w| !w.contains("<<"));
             words.extend(inline.iter().map(|(n, _)| n.clone()));
         }
-        let is_url = |w: &str| w.starts_with("http://") || w.starts_with("https://");
+        let is_url = |w: &str| {
+            w.starts_with("http://") || w.starts_with("https://") || (add && is_git_source(w))
+        };
         let remote = words.iter().any(|w| is_url(w));
         for w in &words {
-            if w.starts_with("git@") || w.ends_with(".git") || (w.contains("://") && !is_url(w)) {
-                return Err(InstructionError::new(
-                    ins,
-                    format!("{name} of git sources is not supported by skiff yet: {w}"),
-                ));
-            }
             if is_url(w) && !add {
                 return Err(InstructionError::new(ins, "source can't be a URL for COPY"));
             }
@@ -189,7 +189,20 @@ impl StageState {
             from,
             chown: chown.filter(|c| !c.is_empty()),
             chmod,
+            parents,
+            keep_git_dir,
             shell_prefix: self.shell().join(" "),
         }))
     }
+}
+
+/// Whether an ADD source is a git repository, as BuildKit tells: a git or ssh transport, an
+/// scp-like `git@host:path`, or an http(s) URL whose path ends in `.git` (a `#ref:dir`
+/// fragment may follow).
+pub fn is_git_source(w: &str) -> bool {
+    let base = w.split('#').next().unwrap_or(w);
+    w.starts_with("git://")
+        || w.starts_with("ssh://")
+        || w.starts_with("git@")
+        || ((w.starts_with("http://") || w.starts_with("https://")) && base.ends_with(".git"))
 }

@@ -1,16 +1,14 @@
 //! `skiff build` and `skiff builder prune`.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::fs;
+use std::io::{self, BufReader, Read};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use skiff_image::Digest;
 
+use super::build_progress;
 use super::format::human_size;
 use super::output::confirm;
 use super::GlobalOptions;
@@ -57,15 +55,24 @@ pub struct BuildArgs {
     /// Say, for each step that missed the cache, which input changed
     #[arg(long = "explain-cache")]
     pub explain_cache: bool,
+    /// Images to consider as cache sources
+    #[arg(long = "cache-from", value_name = "strings", value_delimiter = ',')]
+    pub cache_from: Vec<String>,
+    /// Squash newly built layers into a single new layer
+    #[arg(long)]
+    pub squash: bool,
     /// Clamp timestamps to SOURCE_DATE_EPOCH (0 when unset) for byte-identical images
     #[arg(long)]
     pub reproducible: bool,
-    /// Output destination (format: "type=local,dest=path" or "type=tar,dest=path")
+    /// Output destination (format: "type=local|tar|oci|docker,dest=path", docker: ",name=tag")
     #[arg(short = 'o', long = "output", value_name = "stringArray")]
     pub output: Option<String>,
     /// Set platform if server is multi-platform capable (only the host's platform)
     #[arg(long, value_name = "string")]
     pub platform: Option<String>,
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")
+    #[arg(long = "secret", value_name = "stringArray")]
+    pub secrets: Vec<String>,
     /// Remove intermediate containers after a successful build (always the case)
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true, hide = true)]
     pub rm: bool,
@@ -97,12 +104,80 @@ pub fn run_builder_prune(g: &GlobalOptions, a: BuilderPruneArgs) -> Result<()> {
     let engine = g.engine()?;
     CacheDb::open(engine.root())?.prune()?;
     // The layers and snapshots only the cache referred to go with it.
+    // Cache mounts (`RUN --mount=type=cache`) no build is using go too.
+    let mounts = build::prune_cache_mounts(&engine)?;
     let report = crate::ops::gc::collect_garbage(&engine)?;
     println!(
         "Total reclaimed space: {}",
-        human_size(report.bytes_removed)
+        human_size(report.bytes_removed + mounts)
     );
     Ok(())
+}
+
+/// `--secret id=ID[,src=PATH|,env=VAR][,type=file|env]` values read, as buildx reads them:
+/// without `src` or `env`, the variable named ID if it is set, else the file named ID.
+fn parse_secrets(raw: &[String]) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for spec in raw {
+        let bad = |m: String| PlainError::invalid(format!("invalid secret {spec:?}: {m}"));
+        let (mut id, mut src, mut env, mut typ) = (None, None, None, None);
+        for field in spec.split(',') {
+            let Some((k, v)) = field.split_once('=') else {
+                return Err(
+                    bad(format!("invalid field '{field}' must be a key=value pair")).into(),
+                );
+            };
+            match k.to_ascii_lowercase().as_str() {
+                "type" if v == "file" || v == "env" => typ = Some(v.to_owned()),
+                "type" => return Err(bad(format!("unsupported secret type {v:?}")).into()),
+                "id" => id = Some(v.to_owned()),
+                "source" | "src" => src = Some(v.to_owned()),
+                "env" => env = Some(v.to_owned()),
+                k => return Err(bad(format!("unexpected key '{k}' in '{field}'")).into()),
+            }
+        }
+        if typ.as_deref() == Some("env") && env.is_none() {
+            env = src.take();
+        }
+        let Some(id) = id.filter(|i| !i.is_empty()) else {
+            return Err(bad("secret ID missing".to_owned()).into());
+        };
+        if env.is_none() && src.is_none() {
+            if std::env::var_os(&id).is_some() {
+                env = Some(id.clone());
+            } else {
+                src = Some(id.clone());
+            }
+        }
+        let value = match (env, src) {
+            (Some(var), _) => std::env::var_os(&var)
+                .map(|v| std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec())
+                .unwrap_or_default(),
+            (None, Some(path)) => {
+                let meta = fs::metadata(&path).map_err(|e| {
+                    PlainError::invalid(format!(
+                        "failed to stat {path}: stat {path}: {}",
+                        if e.kind() == io::ErrorKind::NotFound {
+                            "no such file or directory".to_owned()
+                        } else {
+                            e.to_string()
+                        }
+                    ))
+                })?;
+                // BuildKit's limit.
+                if meta.len() > 500 * 1024 {
+                    return Err(PlainError::invalid(format!(
+                        "secret {id} too big. max size 500KB"
+                    ))
+                    .into());
+                }
+                fs::read(&path).with_context(|| format!("reading secret {path}"))?
+            }
+            (None, None) => Vec::new(),
+        };
+        out.insert(id, value);
+    }
+    Ok(out)
 }
 
 fn parse_kv(what: &str, raw: &[String], from_env: bool) -> Result<BTreeMap<String, String>> {
@@ -206,11 +281,11 @@ pub fn run(g: &GlobalOptions, a: BuildArgs) -> Result<()> {
         let p = dir.path().to_owned();
         stdin_dir = Some(dir);
         p
-    } else if is_git_url(&a.context) {
+    } else if build::git::is_git_url(&a.context) {
         let dir = tempfile::Builder::new()
             .prefix("build-context-")
             .tempdir_in(engine.tmp_dir()?)?;
-        let p = git_context(&a.context, dir.path())?;
+        let p = build::git::checkout(&a.context, dir.path(), true, "unable to prepare context")?;
         stdin_dir = Some(dir);
         p
     } else if a.context.starts_with("http://") || a.context.starts_with("https://") {
@@ -285,38 +360,61 @@ pub fn run(g: &GlobalOptions, a: BuildArgs) -> Result<()> {
         explain_cache: a.explain_cache,
         pull: a.pull,
         insecure_registries: g.insecure_registries.clone(),
+        secrets: parse_secrets(&a.secrets)?,
+        cache_from: a.cache_from.clone(),
     };
 
     let quiet = a.quiet || a.progress == "quiet";
-    let mut progress: Box<dyn Progress> = if quiet {
-        Box::new(Classic::quiet(opts.context.clone()))
-    } else if a.progress == "plain" {
-        Box::new(Plain::default())
+    // An image or tree written to stdout leaves stdout to it: progress goes to stderr.
+    let to_stdout = export.as_ref().is_some_and(|e| e.dest.as_os_str() == "-");
+    let progress_kind = if to_stdout && a.progress == "auto" {
+        "plain"
     } else {
-        Box::new(Classic::default())
+        a.progress.as_str()
     };
+    let mut renderer = build_progress::renderer(progress_kind, quiet, &opts.context);
     // With -q the line is only shown if the build fails, so the walk waits until then.
-    if !quiet && a.progress != "plain" {
-        progress.note(&sending_line(&opts.context));
+    if !quiet && !matches!(progress_kind, "plain" | "tty") {
+        renderer.note(&sending_line(&opts.context));
     }
-    let result = build::build(&engine, &opts, progress.as_mut());
+    // Every build, whatever it shows, leaves its record and log (`skiff buildx history`).
+    let mut progress = build_progress::Recorder::start(engine.root(), &opts, renderer);
+    let result = build::build(&engine, &opts, &mut progress);
     drop(stdin_dir);
     let built = match result {
         Ok(b) => b,
         Err(e) => {
-            progress.failed();
+            progress.fail(&e);
             return Err(e);
         }
     };
-    if let Some(export) = &export {
-        build::export(&engine, &built.layers, export)?;
-    }
-    if let Some(path) = &a.iidfile {
-        fs::write(path, built.id.to_string())
-            .with_context(|| format!("writing image ID file {}", path.display()))?;
+    let built = if a.squash {
+        match build::squash(&engine, &built, opts.source_date_epoch) {
+            Ok(b) => b,
+            Err(e) => {
+                progress.fail(&e);
+                return Err(e);
+            }
+        }
+    } else {
+        built
+    };
+    let outputs = (|| -> Result<()> {
+        if let Some(export) = &export {
+            build::export(&engine, &built, export)?;
+        }
+        if let Some(path) = &a.iidfile {
+            fs::write(path, built.id.to_string())
+                .with_context(|| format!("writing image ID file {}", path.display()))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = outputs {
+        progress.fail(&e);
+        return Err(e);
     }
     progress.finish(&built.id, &built.tags, &built.unused_args);
-    if quiet {
+    if quiet && !to_stdout {
         println!("{}", built.id);
     }
     Ok(())
@@ -325,10 +423,12 @@ pub fn run(g: &GlobalOptions, a: BuildArgs) -> Result<()> {
 fn parse_output(spec: &str) -> Result<build::Export> {
     let mut kind = None;
     let mut dest = None;
+    let mut name = None;
     for part in spec.split(',') {
         match part.split_once('=') {
             Some(("type", t)) => kind = Some(t.to_owned()),
             Some(("dest", d)) => dest = Some(d.to_owned()),
+            Some(("name", n)) => name = Some(n.to_owned()),
             Some((k, _)) => {
                 return Err(
                     PlainError::invalid(format!("unsupported output attribute {k:?}")).into(),
@@ -351,118 +451,36 @@ fn parse_output(spec: &str) -> Result<build::Export> {
     let kind = match kind.as_deref() {
         Some("local") => ExportKind::Local,
         Some("tar") => ExportKind::Tar,
+        Some("oci") => ExportKind::Oci,
+        Some("docker") => ExportKind::Docker,
         Some(other) => {
             return Err(PlainError::invalid(format!(
-                "output type {other:?} is not supported (local, tar)"
+                "output type {other:?} is not supported (local, tar, oci, docker)"
             ))
             .into())
         }
         None => return Err(PlainError::invalid("output type is required").into()),
     };
+    // Only the docker exporter names (tags) the image.
+    let name = match (&kind, name) {
+        (_, None) => None,
+        (ExportKind::Docker, Some(n)) => Some(
+            parse_new_tag(&n)
+                .map_err(|e| PlainError::invalid(format!("invalid output name {n:?}: {e}")))?,
+        ),
+        (_, Some(_)) => {
+            return Err(PlainError::invalid(
+                "unsupported output attribute \"name\" (only type=docker takes a name)",
+            )
+            .into())
+        }
+    };
     let dest = dest.ok_or_else(|| PlainError::invalid("output dest is required"))?;
     Ok(build::Export {
         kind,
         dest: PathBuf::from(dest),
+        name,
     })
-}
-
-/// docker's `urlutil.IsGitURL`.
-fn is_git_url(s: &str) -> bool {
-    let base = s.split('#').next().unwrap_or(s);
-    s.starts_with("git://")
-        || s.starts_with("git@")
-        || s.starts_with("github.com/")
-        || ((s.starts_with("http://") || s.starts_with("https://")) && base.ends_with(".git"))
-}
-
-/// Clones `URL[#ref[:dir]]` into `into` with git, as docker's CLI does; returns the
-/// context directory (the `dir` inside the checkout).
-fn git_context(spec: &str, into: &std::path::Path) -> Result<PathBuf> {
-    let (url, fragment) = spec.split_once('#').unwrap_or((spec, ""));
-    let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
-    let url = if url.starts_with("github.com/") {
-        format!("https://{url}")
-    } else {
-        url.to_owned()
-    };
-    let git = |args: &[&str], dir: Option<&std::path::Path>| -> Result<()> {
-        let mut cmd = std::process::Command::new("git");
-        if let Some(d) = dir {
-            cmd.current_dir(d);
-        }
-        let out = cmd
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| {
-                PlainError::invalid(format!(
-                    "unable to prepare context: unable to find 'git': {e}"
-                ))
-            })?;
-        if !out.status.success() {
-            return Err(PlainError::invalid(format!(
-                "unable to prepare context: failed to fetch {spec}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-            .into());
-        }
-        Ok(())
-    };
-    let checkout = into.join("checkout");
-    let target = checkout.to_string_lossy().into_owned();
-    let shallow = if reference.is_empty() {
-        git(
-            &[
-                "clone",
-                "--quiet",
-                "--depth",
-                "1",
-                "--recurse-submodules",
-                &url,
-                &target,
-            ],
-            None,
-        )
-    } else {
-        git(
-            &[
-                "clone",
-                "--quiet",
-                "--depth",
-                "1",
-                "--recurse-submodules",
-                "--branch",
-                reference,
-                &url,
-                &target,
-            ],
-            None,
-        )
-    };
-    if shallow.is_err() {
-        // A commit id cannot be cloned shallowly by name: clone all, then check it out.
-        let _ = fs::remove_dir_all(&checkout);
-        git(
-            &["clone", "--quiet", "--recurse-submodules", &url, &target],
-            None,
-        )?;
-        if !reference.is_empty() {
-            git(&["checkout", "--quiet", reference], Some(&checkout))?;
-        }
-    }
-    let dir = checkout.join(subdir.trim_start_matches('/'));
-    let dir = fs::canonicalize(&dir).map_err(|_| {
-        PlainError::invalid(format!(
-            "unable to prepare context: path {subdir:?} not found in {url}"
-        ))
-    })?;
-    if !dir.starts_with(fs::canonicalize(&checkout)?) {
-        return Err(PlainError::invalid(format!(
-            "unable to prepare context: {subdir:?} leaves the repository"
-        ))
-        .into());
-    }
-    Ok(dir)
 }
 
 fn is_tar(bytes: &[u8]) -> bool {
@@ -477,7 +495,7 @@ fn is_tar(bytes: &[u8]) -> bool {
 }
 
 /// docker's first line of a classic build.
-fn sending_line(context: &std::path::Path) -> String {
+pub(super) fn sending_line(context: &std::path::Path) -> String {
     format!(
         "Sending build context to Docker daemon  {}",
         context_size(context)
@@ -525,193 +543,4 @@ fn trim_float(v: f64) -> String {
     } else {
         s
     }
-}
-
-fn dup_stdout() -> Result<OwnedFd> {
-    io::stdout().flush()?;
-    Ok(io::stdout().as_fd().try_clone_to_owned()?)
-}
-
-fn captured() -> Result<(File, OwnedFd)> {
-    let f = tempfile::tempfile()?;
-    let fd: OwnedFd = f.try_clone()?.into();
-    Ok((f, fd))
-}
-
-/// docker's classic builder output: on stdout, or with `-q` kept in memory and shown on
-/// stderr only if the build fails (as docker's CLI does).
-#[derive(Default)]
-struct Classic {
-    running: Option<String>,
-    /// `-q`: the output so far, and the RUN output being captured.
-    quiet: Option<Vec<u8>>,
-    capture: Option<File>,
-    /// `-q`: the context, whose size heads the output shown on failure.
-    context: Option<PathBuf>,
-}
-
-impl Classic {
-    fn quiet(context: PathBuf) -> Classic {
-        Classic {
-            quiet: Some(Vec::new()),
-            context: Some(context),
-            ..Classic::default()
-        }
-    }
-
-    fn line(&mut self, text: &str) {
-        match &mut self.quiet {
-            Some(buf) => {
-                buf.extend_from_slice(text.as_bytes());
-                buf.push(b'\n');
-            }
-            None => println!("{text}"),
-        }
-    }
-}
-
-impl Progress for Classic {
-    fn step(&mut self, n: usize, total: usize, text: &str) {
-        self.running = None;
-        self.line(&format!("Step {n}/{total} : {text}"));
-    }
-    fn base(&mut self, id: Option<&Digest>) {
-        self.line(&format!(" ---> {}", id.map_or("", |d| d.short())));
-    }
-    fn cached(&mut self, id: &Digest) {
-        self.line(" ---> Using cache");
-        self.line(&format!(" ---> {}", id.short()));
-    }
-    fn running(&mut self, container: &str) {
-        self.line(&format!(" ---> Running in {container}"));
-        self.running = Some(container.to_owned());
-    }
-    fn run_output(&mut self) -> Result<OwnedFd> {
-        if self.quiet.is_none() {
-            return dup_stdout();
-        }
-        let (f, fd) = captured()?;
-        self.capture = Some(f);
-        Ok(fd)
-    }
-    fn run_done(&mut self) {
-        if let (Some(f), Some(buf)) = (self.capture.as_mut(), self.quiet.as_mut()) {
-            if let Ok(out) = build::read_captured(f) {
-                buf.extend_from_slice(&out);
-            }
-        }
-        self.capture = None;
-    }
-    fn done(&mut self, id: &Digest, _: Duration) {
-        if let Some(c) = self.running.take() {
-            self.line(&format!("Removing intermediate container {c}"));
-        }
-        self.line(&format!(" ---> {}", id.short()));
-    }
-    fn explain(&mut self, why: &str) {
-        self.line(&format!(" ---> Cache miss: {why}"));
-    }
-    fn note(&mut self, text: &str) {
-        self.line(text);
-    }
-    fn finish(
-        &mut self,
-        id: &Digest,
-        tags: &[skiff_image::reference::Reference],
-        unused: &[String],
-    ) {
-        if !unused.is_empty() {
-            self.line(&format!(
-                "[Warning] One or more build-args [{}] were not consumed",
-                unused.join(" ")
-            ));
-        }
-        self.line(&format!("Successfully built {}", id.short()));
-        for t in tags {
-            self.line(&format!("Successfully tagged {}", t.familiar_string()));
-        }
-    }
-    fn failed(&mut self) {
-        self.run_done();
-        if let Some(buf) = &self.quiet {
-            let head = self
-                .context
-                .as_deref()
-                .map(sending_line)
-                .unwrap_or_default();
-            let _ = writeln!(io::stderr(), "{head}");
-            let _ = io::stderr().write_all(buf);
-        }
-    }
-}
-
-/// BuildKit-style plain progress on stderr: `#3 [2/4] RUN ...`, `#3 CACHED`, `#3 DONE 0.1s`.
-#[derive(Default)]
-struct Plain {
-    n: usize,
-    capture: Option<File>,
-}
-
-impl Progress for Plain {
-    fn step(&mut self, n: usize, total: usize, text: &str) {
-        self.n = n;
-        eprintln!();
-        eprintln!("#{n} [{n}/{total}] {text}");
-    }
-    fn base(&mut self, id: Option<&Digest>) {
-        if let Some(id) = id {
-            eprintln!("#{} resolve {id} done", self.n);
-        }
-        eprintln!("#{} DONE 0.0s", self.n);
-    }
-    fn cached(&mut self, _: &Digest) {
-        eprintln!("#{} CACHED", self.n);
-    }
-    fn running(&mut self, _: &str) {}
-    fn run_output(&mut self) -> Result<OwnedFd> {
-        let (f, fd) = captured()?;
-        self.capture = Some(f);
-        Ok(fd)
-    }
-    fn run_done(&mut self) {
-        if let Some(f) = self.capture.as_mut() {
-            if let Ok(out) = build::read_captured(f) {
-                for line in String::from_utf8_lossy(&out).lines() {
-                    eprintln!("#{} {line}", self.n);
-                }
-            }
-        }
-        self.capture = None;
-    }
-    fn done(&mut self, _: &Digest, elapsed: Duration) {
-        eprintln!("#{} DONE {:.1}s", self.n, elapsed.as_secs_f64());
-    }
-    fn explain(&mut self, why: &str) {
-        eprintln!("#{} cache miss: {why}", self.n);
-    }
-    fn note(&mut self, text: &str) {
-        eprintln!("#{} {text}", self.n);
-    }
-    fn finish(
-        &mut self,
-        id: &Digest,
-        tags: &[skiff_image::reference::Reference],
-        unused: &[String],
-    ) {
-        let n = self.n + 1;
-        eprintln!();
-        eprintln!("#{n} exporting to image");
-        eprintln!("#{n} writing image {id} done");
-        for t in tags {
-            eprintln!("#{n} naming to {t} done");
-        }
-        eprintln!("#{n} DONE 0.0s");
-        if !unused.is_empty() {
-            eprintln!(
-                "WARNING: one or more build-args [{}] were not consumed",
-                unused.join(" ")
-            );
-        }
-    }
-    fn failed(&mut self) {}
 }

@@ -3,6 +3,8 @@
 
 pub mod archive;
 pub mod build;
+pub mod build_progress;
+pub mod buildx;
 pub mod container;
 pub mod container_attach;
 pub mod container_exec;
@@ -107,6 +109,9 @@ pub enum Command {
     /// Manage builds
     #[command(subcommand)]
     Builder(BuilderCommand),
+    /// Docker Buildx: build records (`buildx history`)
+    #[command(subcommand)]
+    Buildx(buildx::BuildxCommand),
     /// List images
     Images(images::ImagesArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -246,6 +251,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Containers(c) => container::run(g, c),
         Command::Build(a) | Command::Builder(BuilderCommand::Build(a)) => build::run(g, *a),
         Command::Builder(BuilderCommand::Prune(a)) => build::run_builder_prune(g, a),
+        Command::Buildx(c) => buildx::run(g, c),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(g, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => archive::run_import(g, a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(g, a),

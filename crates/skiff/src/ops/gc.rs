@@ -1,11 +1,12 @@
-//! Garbage collection: blobs no image, manifest or lease refers to, snapshots no image needs,
-//! and ingests no live writer holds.
+//! Garbage collection: blobs no image, manifest, lease or build cache entry refers to,
+//! snapshots no image or cache entry needs, and ingests no live writer holds.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 use skiff_image::spec::chain_ids;
+use skiff_image::store::LayerRecord;
 use skiff_image::Digest;
 use skiff_snapshot::Kind;
 
@@ -21,9 +22,24 @@ pub struct GcReport {
     pub snapshots_removed: Vec<String>,
 }
 
-/// The chain IDs of every layer of every image: the committed snapshots worth keeping.
+/// The layer stacks the build cache refers to. They outlive the images built from them
+/// (`rmi`, `image prune`), as buildkit's cache does, and go only with `builder prune`.
+fn build_cache_layers(engine: &Engine) -> Result<Vec<Vec<LayerRecord>>> {
+    // Never create the database just to find it empty.
+    if !engine.root().join("build-cache.db").exists() {
+        return Ok(Vec::new());
+    }
+    super::build::CacheDb::open(engine.root())?.all_layers()
+}
+
+/// The chain IDs of every layer of every image and of the build cache: the committed
+/// snapshots worth keeping.
 pub fn needed_chain_ids(engine: &Engine) -> Result<HashSet<String>> {
     let mut needed = HashSet::new();
+    for layers in build_cache_layers(engine)? {
+        let diff_ids: Vec<Digest> = layers.into_iter().map(|l| l.diff_id).collect();
+        needed.extend(chain_ids(&diff_ids).into_iter().map(|c| c.to_string()));
+    }
     for image in engine.meta.images()? {
         let diff_ids: Vec<Digest> = engine
             .meta
@@ -40,7 +56,13 @@ pub fn collect_garbage(engine: &Engine) -> Result<GcReport> {
     let mut report = GcReport::default();
     engine.meta.prune_leases()?;
     engine.content.prune_ingests()?;
-    let keep: HashSet<Digest> = engine.meta.referenced_blobs()?.into_iter().collect();
+    let mut keep: HashSet<Digest> = engine.meta.referenced_blobs()?.into_iter().collect();
+    keep.extend(
+        build_cache_layers(engine)?
+            .into_iter()
+            .flatten()
+            .map(|l| l.blob),
+    );
     let now = SystemTime::now();
     for (digest, size) in engine.content.list()? {
         if keep.contains(&digest) {

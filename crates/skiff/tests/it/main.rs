@@ -50,6 +50,11 @@ mod table;
 mod tree;
 
 mod build;
+mod build_git;
+mod build_history;
+mod build_more;
+mod build_mounts;
+mod build_parallel;
 mod concurrency;
 mod container_fs;
 mod containers;

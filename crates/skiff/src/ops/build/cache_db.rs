@@ -48,13 +48,53 @@ struct StoredLayer {
     size: u64,
 }
 
+/// One entry's identity and config (see [`CacheDb::configs`]).
+pub struct StepConfig {
+    pub key: String,
+    pub parent: String,
+    pub config: Vec<u8>,
+}
+
+fn decode_layers(text: &str) -> Result<Vec<LayerRecord>> {
+    let stored: Vec<StoredLayer> = serde_json::from_str(text)?;
+    let mut out = Vec::with_capacity(stored.len());
+    for l in stored {
+        out.push(LayerRecord {
+            diff_id: l.diff_id.parse::<Digest>()?,
+            blob: l.blob.parse::<Digest>()?,
+            media_type: l.media_type,
+            blob_size: l.blob_size,
+            size: l.size,
+        });
+    }
+    Ok(out)
+}
+
+/// Runs `f` again while SQLite says the database is busy. Two builds that create the
+/// database at once race to switch it to WAL and create its tables, and SQLite answers
+/// some of those lock waits with SQLITE_BUSY at once instead of calling the busy handler.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl CacheDb {
     pub fn open(root: &Path) -> Result<CacheDb> {
         let path = root.join("build-cache.db");
         let conn =
             Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
@@ -65,8 +105,9 @@ impl CacheDb {
         }
         {
             // Idempotent: tables added within schema 1 appear in older files too.
-            conn.execute_batch(
-                "CREATE TABLE IF NOT EXISTS steps (
+            retry_busy(|| {
+                conn.execute_batch(
+                    "CREATE TABLE IF NOT EXISTS steps (
                     key TEXT PRIMARY KEY,
                     parent TEXT NOT NULL,
                     instruction TEXT NOT NULL,
@@ -85,7 +126,8 @@ impl CacheDb {
                     digest TEXT NOT NULL
                  );
                  PRAGMA user_version = 1;",
-            )?;
+                )
+            })?;
         }
         Ok(CacheDb { conn })
     }
@@ -102,20 +144,9 @@ impl CacheDb {
         let Some((config, layers, last_used)) = row else {
             return Ok(None);
         };
-        let stored: Vec<StoredLayer> = serde_json::from_str(&layers)?;
-        let mut out = Vec::with_capacity(stored.len());
-        for l in stored {
-            out.push(LayerRecord {
-                diff_id: l.diff_id.parse::<Digest>()?,
-                blob: l.blob.parse::<Digest>()?,
-                media_type: l.media_type,
-                blob_size: l.blob_size,
-                size: l.size,
-            });
-        }
         Ok(Some(Entry {
             config,
-            layers: out,
+            layers: decode_layers(&layers)?,
             last_used,
         }))
     }
@@ -201,6 +232,34 @@ impl CacheDb {
                 .query_row("SELECT COALESCE(SUM(size), 0) FROM steps", [], |r| r.get(0))?;
         let n = self.conn.execute("DELETE FROM steps", [])?;
         Ok((n, size.max(0) as u64))
+    }
+
+    /// The layer stacks of every entry (GC keeps their blobs and snapshots: the cache
+    /// goes only with `builder prune`).
+    pub fn all_layers(&self) -> Result<Vec<Vec<LayerRecord>>> {
+        let mut stmt = self.conn.prepare("SELECT layers FROM steps")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(decode_layers(&row?)?);
+        }
+        Ok(out)
+    }
+
+    /// Every entry's key, parent key and config bytes (their digests are the ` ---> ID`s a
+    /// build prints), for finding a step's image by ID.
+    pub fn configs(&self) -> Result<Vec<StepConfig>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, parent, config FROM steps ORDER BY last_used DESC")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(StepConfig {
+                key: r.get(0)?,
+                parent: r.get(1)?,
+                config: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Entries and the bytes of the layers they made (for `system df`).

@@ -9,6 +9,20 @@ impl Builder<'_> {
     pub(super) fn hash_sources(
         &mut self,
         copy: &CopyStep,
+        state: &StageState,
+    ) -> Result<(skiff_build::context::SourceDigest, Option<String>)> {
+        let (mut digest, from_key) = self.hash_sources_of(copy, state)?;
+        if copy.parents {
+            // The same files land elsewhere with --parents: the key must differ (the file
+            // list is part of it; the history line, as docker writes it, does not say).
+            digest.files.push("--parents".to_owned());
+        }
+        Ok((digest, from_key))
+    }
+
+    fn hash_sources_of(
+        &mut self,
+        copy: &CopyStep,
         _state: &StageState,
     ) -> Result<(skiff_build::context::SourceDigest, Option<String>)> {
         let fail = |e: skiff_build::context::CopyError| {
@@ -114,6 +128,7 @@ impl Builder<'_> {
                 chmod: copy.chmod,
                 extract_archives: copy.add,
                 instruction: name,
+                parents: copy.parents,
             };
             let excludes = Ignore::parse(&copy.excludes.join("\n"));
             if copy.remote {
@@ -180,7 +195,21 @@ fn download(engine: &Engine, copy: &CopyStep) -> Result<(tempfile::TempDir, Vec<
         .prefix("build-download-")
         .tempdir_in(engine.tmp_dir()?)?;
     let mut names = Vec::new();
-    for url in &copy.sources {
+    for (i, url) in copy.sources.iter().enumerate() {
+        if skiff_build::dispatch::is_git_source(url) {
+            // A repository: its tree (at the ref, below the `:dir`) is a directory source,
+            // whose contents land in the destination.
+            let into = dir.path().join(format!("git-{i}"));
+            fs::create_dir(&into)?;
+            let tree = super::git::checkout(url, &into, copy.keep_git_dir, "ADD failed")
+                .map_err(|e| step_failed(e.to_string()))?;
+            let rel = tree
+                .strip_prefix(fs::canonicalize(dir.path())?)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            names.push(rel);
+            continue;
+        }
         let path_part = url.split(['?', '#']).next().unwrap_or(url);
         let after_host = path_part.splitn(4, '/').nth(3).unwrap_or("");
         let name = after_host

@@ -9,15 +9,25 @@
 //! - `copy`: COPY/ADD sources (context, stages, images, heredocs, URLs) and their hashes;
 //! - `layer`: snapshots prepared and mounted, changes streamed into a stored layer, chains
 //!   re-applied when missing, and the clean-up after builds that were killed;
+//! - `mounts`: `RUN --mount` (cache, bind, tmpfs, secret): key parts, host side, prune;
 //! - `runner`: the [`skiff_build::executor::Executor`] that runs RUN in a container;
+//! - `schedule`: independent stages built in parallel, their output shown in file order;
 //! - `cache_db`: `build-cache.db` (step results, file content digests by stat);
-//! - `export`: `-o type=local|tar`.
+//! - `cache_from`: `--cache-from` images standing in for steps that miss the cache;
+//! - `export`: `-o type=local|tar|oci|docker`;
+//! - `squash`: `--squash`, the layers above the final stage's base merged into one.
 
 mod cache_db;
+mod cache_from;
 mod copy;
 mod export;
+pub mod git;
+pub mod history;
 mod layer;
+mod mounts;
 mod runner;
+mod schedule;
+mod squash;
 mod step;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,6 +58,8 @@ use super::resolve;
 
 pub use cache_db::CacheDb;
 pub use export::{export, Export, ExportKind};
+pub use mounts::prune_cache_mounts;
+pub use squash::{squash, Base};
 
 /// Where the Dockerfile comes from.
 pub enum DockerfileSource {
@@ -77,6 +89,10 @@ pub struct BuildOptions {
     pub pull: bool,
     /// Registries reached over plain HTTP (the global `--insecure-registry`).
     pub insecure_registries: Vec<String>,
+    /// `--secret`s by id, for `RUN --mount=type=secret` (never in keys, layers or history).
+    pub secrets: BTreeMap<String, Vec<u8>>,
+    /// `--cache-from`: images whose history may stand in for steps that miss the cache.
+    pub cache_from: Vec<String>,
 }
 
 /// Progress of a build, as the CLI renders it (classic or plain).
@@ -113,6 +129,8 @@ pub struct Built {
     pub unused_args: Vec<String>,
     /// The final image's layers (for `-o`).
     pub layers: Vec<LayerRecord>,
+    /// The final stage's base (for `--squash`; `None` if it could not be found again).
+    pub base: Option<Base>,
 }
 
 /// The image as it stands after a step.
@@ -196,6 +214,13 @@ fn needed_stages(stages: &[Stage], target: usize) -> BTreeSet<usize> {
                     }
                 }
             }
+            if ins.keyword == Keyword::Run {
+                for f in &ins.flags {
+                    if let Some(v) = f.strip_prefix("--mount=") {
+                        refs.extend(skiff_build::mounts::mount_from(v));
+                    }
+                }
+            }
         }
         for r in refs {
             let lower = r.to_ascii_lowercase();
@@ -238,6 +263,44 @@ struct Builder<'a> {
     downloaded: Option<(tempfile::TempDir, Vec<String>)>,
     /// Whether what killed builds left behind was cleaned up (before the first new tree).
     swept: bool,
+    /// The `--cache-from` images, loaded on the first miss.
+    cache_from: Option<Vec<cache_from::Source>>,
+    /// When this builds one stage among others in parallel: the way to the scheduler.
+    link: Option<schedule::Link>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(
+        engine: &'a Engine,
+        opts: &'a BuildOptions,
+        progress: &'a mut dyn Progress,
+        ignore: Ignore,
+        total: usize,
+        escape: char,
+        stage_names: Vec<(String, usize)>,
+    ) -> Result<Builder<'a>> {
+        Ok(Builder {
+            engine,
+            opts,
+            cache: CacheDb::open(engine.root())?,
+            ignore,
+            executor: None,
+            progress,
+            done: BTreeMap::new(),
+            lease: None,
+            hits: Vec::new(),
+            step: 0,
+            total,
+            escape,
+            stage_names,
+            missed: false,
+            file_digests: None,
+            downloaded: None,
+            swept: false,
+            cache_from: None,
+            link: None,
+        })
+    }
 }
 
 /// Runs the build.
@@ -275,43 +338,49 @@ pub fn build(engine: &Engine, opts: &BuildOptions, progress: &mut dyn Progress) 
             .map(|i| stages.stages[*i].instructions.len() + 1)
             .sum::<usize>();
 
-    let mut b = Builder {
+    let mut b = Builder::new(
         engine,
         opts,
-        cache: CacheDb::open(engine.root())?,
-        ignore,
-        executor: None,
         progress,
-        done: BTreeMap::new(),
-        lease: None,
-        hits: Vec::new(),
-        step: 0,
+        ignore,
         total,
-        escape: df.escape,
-        stage_names: stages
+        df.escape,
+        stages
             .stages
             .iter()
             .filter_map(|s| s.name.clone().map(|n| (n, s.index)))
             .collect(),
-        missed: false,
-        file_digests: None,
-        downloaded: None,
-        swept: false,
-    };
+    )?;
     for ins in &stages.meta_instructions {
         b.step += 1;
         b.progress.step(b.step, total, &ins.original);
     }
     let mut consumed: BTreeSet<String> = stages.meta_args.iter().map(|(k, _)| k.clone()).collect();
-    for i in needed.iter().copied() {
-        let stage = stages.stages[i].clone();
-        let (current, used) = b.build_stage(&stage, &stages.meta_args)?;
-        consumed.extend(used);
-        b.done.insert(i, current);
+    let deps = schedule::dependencies(&stages.stages, &needed);
+    if schedule::is_chain(&deps) {
+        for i in needed.iter().copied() {
+            let stage = stages.stages[i].clone();
+            let (current, used) = b.build_stage(&stage, &stages.meta_args)?;
+            consumed.extend(used);
+            b.done.insert(i, current);
+        }
+    } else {
+        let plan = schedule::Plan {
+            stages: &stages.stages,
+            meta_args: &stages.meta_args,
+            first_step: schedule::first_steps(
+                stages.meta_instructions.len(),
+                &stages.stages,
+                &needed,
+            ),
+            deps,
+        };
+        consumed.extend(schedule::run(&mut b, &plan)?);
     }
     let Some(result) = b.done.remove(&target) else {
         anyhow::bail!("stage {target} was not built");
     };
+    let base = squash::stage_base(&b, &stages.stages[target]);
     b.cache.touch(&b.hits)?;
     let bytes = config_bytes(&result.config);
     let id = Digest::of_bytes(&bytes);
@@ -357,6 +426,7 @@ pub fn build(engine: &Engine, opts: &BuildOptions, progress: &mut dyn Progress) 
         tags: opts.tags.clone(),
         unused_args,
         layers: result.layers,
+        base,
     })
 }
 
@@ -392,7 +462,12 @@ impl Builder<'_> {
         if index >= before {
             return None;
         }
-        self.done.get(&index).cloned()
+        if let Some(c) = self.done.get(&index) {
+            return Some(c.clone());
+        }
+        // In a parallel build, an earlier stage this one did not name (an ONBUILD trigger's
+        // COPY --from) may still be building.
+        self.link.as_ref()?.wait_stage(index)
     }
 
     /// An image in the store, as a build base.
@@ -529,11 +604,17 @@ impl Builder<'_> {
                 let parsed =
                     parser::parse(t.as_bytes()).map_err(|e| OpError::invalid(e.to_string()))?;
                 for ins in &parsed.instructions {
+                    if let Some(link) = &self.link {
+                        link.check()?;
+                    }
                     current = self.step_one(&mut state, current, ins)?;
                 }
             }
         }
         for ins in &stage.instructions {
+            if let Some(link) = &self.link {
+                link.check()?;
+            }
             self.step += 1;
             self.progress.step(self.step, self.total, &ins.original);
             current = self.step_one(&mut state, current, ins)?;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
-use skiff_build::executor::{ExecError, Executor, RunRequest};
+use skiff_build::executor::{ExecError, ExecMount, Executor, RunRequest};
 use skiff_runtime::runtime::select;
 use skiff_runtime::spec::{MountSpec, NamespaceMode, Propagation};
 use skiff_runtime::sys::{self, Exit};
@@ -45,6 +45,12 @@ impl RuntimeExecutor {
                 if super::layer::owner_pid(&name, "skiff-build-")
                     .is_some_and(|p| !super::layer::alive(p))
                 {
+                    // RUN --mount scratch: a secrets tmpfs, or a rw bind's overlay.
+                    for m in [e.path().join("merged"), e.path()] {
+                        if skiff_snapshot::mount::is_mounted(&m) {
+                            let _ = skiff_snapshot::mount::unmount_all(&m);
+                        }
+                    }
                     let _ = fs::remove_dir_all(e.path());
                 }
             }
@@ -100,6 +106,45 @@ impl Executor for RuntimeExecutor {
                 }
             }
         }
+        // Stubs go after the hosts files': those are already in `created`, and a mount under
+        // /etc must not see a stub of its own removed before theirs.
+        let mut stubs = Stubs::default();
+        for m in req.mounts {
+            let target = m.target();
+            // A target under another mount's is made by the runtime inside that mount.
+            let nested = req.mounts.iter().any(|o| {
+                let t = o.target();
+                t != target && target.starts_with(t) && target[t.len()..].starts_with('/')
+            });
+            if !nested {
+                let dir = match m {
+                    ExecMount::Bind { source, .. } => source.is_dir(),
+                    ExecMount::Tmpfs { .. } => true,
+                };
+                stubs
+                    .make(req.rootfs, target, dir)
+                    .map_err(|e| err(&format!("creating mount point {target}: {e}")))?;
+            }
+            spec.mounts.push(match m {
+                ExecMount::Bind {
+                    source,
+                    target,
+                    readonly,
+                } => MountSpec::Bind {
+                    source: source.clone(),
+                    destination: target.clone(),
+                    readonly: *readonly,
+                    propagation: Propagation::RPrivate,
+                },
+                ExecMount::Tmpfs { target, size } => MountSpec::Tmpfs {
+                    destination: target.clone(),
+                    // BuildKit's tmpfs mounts allow executables (docker run's do not).
+                    options: std::iter::once("exec".to_owned())
+                        .chain(size.map(|s| format!("size={s}")))
+                        .collect(),
+                },
+            });
+        }
         let built = spec.build(&self.host).map_err(|e| err(&e))?;
         let dir = self.bundles.join(&id);
         fs::create_dir_all(&dir).map_err(|e| err(&format!("{}: {e}", dir.display())))?;
@@ -130,8 +175,92 @@ impl Executor for RuntimeExecutor {
             log::debug!("deleting build container {id}: {e}");
         }
         let _ = fs::remove_dir_all(&dir);
+        drop(stubs);
         drop(created);
         result
+    }
+}
+
+/// Mount points made in a rootfs for one run (parents first), and the times of the
+/// directory they were made in. Dropping removes them, deepest first, and puts the times
+/// back, so that neither the stubs nor a changed parent reach the layer (BuildKit cleans its
+/// mount stubs the same way).
+#[derive(Default)]
+struct Stubs {
+    made: Vec<(PathBuf, bool)>,
+    parents: Vec<(PathBuf, rustix::fs::Timestamps)>,
+}
+
+impl Stubs {
+    /// Makes `target` (absolute in the container) exist in `rootfs`, as a directory or an
+    /// empty file, resolving symlinks on the way inside the rootfs.
+    fn make(&mut self, rootfs: &std::path::Path, target: &str, dir: bool) -> std::io::Result<()> {
+        let rel = target.trim_start_matches('/');
+        let resolved = skiff_build::context::resolve_in_root(rootfs, rel, true)?;
+        if fs::symlink_metadata(&resolved).is_ok() {
+            return Ok(());
+        }
+        let inner = resolved
+            .strip_prefix(rootfs)
+            .map_err(std::io::Error::other)?;
+        let mut path = rootfs.to_path_buf();
+        let parts: Vec<_> = inner.components().collect();
+        let mut first = true;
+        for (i, c) in parts.iter().enumerate() {
+            let parent = path.clone();
+            path.push(c);
+            if fs::symlink_metadata(&path).is_ok() {
+                continue;
+            }
+            if first {
+                first = false;
+                let st = rustix::fs::stat(&parent)?;
+                let ts = |sec: i64, nsec: i64| rustix::fs::Timespec {
+                    tv_sec: sec,
+                    tv_nsec: nsec as _,
+                };
+                self.parents.push((
+                    parent,
+                    rustix::fs::Timestamps {
+                        last_access: ts(st.st_atime as i64, st.st_atime_nsec as i64),
+                        last_modification: ts(st.st_mtime as i64, st.st_mtime_nsec as i64),
+                    },
+                ));
+            }
+            let last = i + 1 == parts.len();
+            if last && !dir {
+                fs::File::create(&path)?;
+                self.made.push((path.clone(), false));
+            } else {
+                fs::create_dir(&path)?;
+                self.made.push((path.clone(), true));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Stubs {
+    fn drop(&mut self) {
+        for (p, dir) in self.made.iter().rev() {
+            // A directory the command wrote into (beside the mount) stays, as it would with
+            // docker.
+            let _ = if *dir {
+                fs::remove_dir(p)
+            } else {
+                fs::remove_file(p)
+            };
+        }
+        for (p, times) in self.parents.iter().rev() {
+            if let Err(e) = rustix::fs::utimensat(
+                rustix::fs::CWD,
+                p,
+                times,
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            ) {
+                log::debug!("restoring the times of {}: {e}", p.display());
+            }
+        }
     }
 }
 
@@ -143,5 +272,51 @@ impl Drop for Created {
         for p in &self.0 {
             let _ = fs::remove_file(p);
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn stubs_are_made_inside_the_rootfs_and_removed_with_the_parents_times() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        fs::create_dir_all(r.join("var/lib")).unwrap();
+        fs::create_dir_all(r.join("run")).unwrap();
+        // An absolute symlink resolves inside the rootfs, never on the host.
+        std::os::unix::fs::symlink("/run", r.join("var/run")).unwrap();
+        let t = rustix::fs::Timespec {
+            tv_sec: 1000,
+            tv_nsec: 0,
+        };
+        for d in ["var/lib", "run"] {
+            rustix::fs::utimensat(
+                rustix::fs::CWD,
+                r.join(d),
+                &rustix::fs::Timestamps {
+                    last_access: t,
+                    last_modification: t,
+                },
+                rustix::fs::AtFlags::empty(),
+            )
+            .unwrap();
+        }
+        let mut stubs = Stubs::default();
+        stubs.make(r, "/var/lib/a/b", true).unwrap();
+        stubs.make(r, "/var/run/secrets/tok", false).unwrap();
+        stubs.make(r, "/var/lib", true).unwrap();
+        assert!(r.join("var/lib/a/b").is_dir());
+        assert!(r.join("run/secrets/tok").is_file());
+        // What the command wrote beside a stub stays (and so does its directory).
+        fs::write(r.join("var/lib/a/kept"), b"x").unwrap();
+        drop(stubs);
+        assert!(!r.join("var/lib/a/b").exists());
+        assert!(r.join("var/lib/a/kept").exists());
+        assert!(!r.join("run/secrets").exists());
+        assert_eq!(fs::metadata(r.join("run")).unwrap().mtime(), 1000);
     }
 }

@@ -33,6 +33,7 @@ impl Builder<'_> {
                 execution.push(format!("user={}", run.user));
                 execution.push(format!("workdir={}", run.workdir));
                 execution.push(format!("network={}", run.network));
+                execution.extend(self.mount_key(run)?);
             }
             Effect::Copy(copy) => {
                 let (digest, from_key) = self.hash_sources(copy, state)?;
@@ -84,6 +85,9 @@ impl Builder<'_> {
                     });
                 }
             }
+        }
+        if let Some(next) = self.step_from_cache_images(state, &current, &input, &key)? {
+            return Ok(next);
         }
         if self.opts.explain_cache {
             let why = match self.cache.closest(&current.key, &instruction)? {
@@ -220,6 +224,9 @@ impl Builder<'_> {
         if let Some(lease) = &self.lease {
             lease.add("blob", &record.blob.to_string())?;
         }
+        if let Some(link) = &self.link {
+            link.leased(&record.blob);
+        }
         Ok(record)
     }
 
@@ -232,7 +239,11 @@ impl Builder<'_> {
         } else {
             run.network.clone()
         };
+        let sources = self.mount_sources(run)?;
         self.with_tree(current, |b, rootfs| {
+            let prepared = mounts::prepare(b.engine, b.opts, &b.ignore, &run.mounts, &sources)?;
+            let mut env = run.env.clone();
+            env.extend(prepared.env.iter().cloned());
             let name = random_hex(12);
             b.progress.running(&name);
             let output = b.progress.run_output()?;
@@ -243,12 +254,14 @@ impl Builder<'_> {
                 name: &name,
                 rootfs,
                 args: &run.args,
-                env: &run.env,
+                env: &env,
                 user: &run.user,
                 workdir: &run.workdir,
                 network: &network,
                 output,
+                mounts: &prepared.mounts,
             });
+            drop(prepared);
             b.progress.run_done();
             let code = result.map_err(|e| step_failed(e.0))?;
             if code != 0 {
