@@ -14,20 +14,20 @@ use serde_json::Value;
 use crate::harness::{mounts_under, need_root, need_tool, require, run_command, Out, Skiff};
 
 /// Root and an OCI runtime.
-fn need_builder() -> Result<(), String> {
+pub(crate) fn need_builder() -> Result<(), String> {
     need_root()?;
     need_tool("runc").or_else(|_| need_tool("crun")).map(|_| ())
 }
 
 /// A skiff with the busybox base imported as `busybox`.
-fn with_busybox() -> Skiff {
+pub(crate) fn with_busybox() -> Skiff {
     let s = Skiff::new();
     s.import_busybox("busybox");
     s
 }
 
 /// The image config of `reference`, as stored (its digest is the image ID).
-fn config(s: &Skiff, reference: &str) -> Value {
+pub(crate) fn config(s: &Skiff, reference: &str) -> Value {
     let id = s
         .ok(["inspect", "--format", "{{.Id}}", reference])
         .stdout
@@ -39,7 +39,7 @@ fn config(s: &Skiff, reference: &str) -> Value {
 }
 
 /// The `created_by` of each history entry after the base's, with `(empty)` marks.
-fn history(cfg: &Value) -> Vec<String> {
+pub(crate) fn history(cfg: &Value) -> Vec<String> {
     cfg["history"]
         .as_array()
         .expect("history")
@@ -59,13 +59,13 @@ fn history(cfg: &Value) -> Vec<String> {
         .collect()
 }
 
-fn build(s: &Skiff, args: &[&str]) -> Out {
+pub(crate) fn build(s: &Skiff, args: &[&str]) -> Out {
     let mut all = vec!["build"];
     all.extend_from_slice(args);
     s.run(all)
 }
 
-fn build_ok(s: &Skiff, args: &[&str]) -> Out {
+pub(crate) fn build_ok(s: &Skiff, args: &[&str]) -> Out {
     build(s, args).assert_ok()
 }
 
@@ -354,7 +354,7 @@ fn failures_name_the_step_and_use_dockers_words() {
 }
 
 /// Steps that came from the cache in `out` (their numbers).
-fn cached_steps(out: &Out) -> Vec<usize> {
+pub(crate) fn cached_steps(out: &Out) -> Vec<usize> {
     let mut step = 0;
     let mut cached = Vec::new();
     for line in out.stdout.lines() {
@@ -707,19 +707,7 @@ fn a_build_killed_mid_run_is_cleaned_up_by_the_next() {
         .spawn()
         .expect("spawn skiff build");
     // Wait for the RUN's container to exist, then kill the build (only the process we made).
-    let runtime_dirs = || -> Vec<std::path::PathBuf> {
-        let mut out = Vec::new();
-        for rt in fs::read_dir(s.root().join("runtime"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            for c in fs::read_dir(rt.path()).into_iter().flatten().flatten() {
-                out.push(c.path());
-            }
-        }
-        out
-    };
+    let runtime_dirs = || runtime_containers(&s);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while runtime_dirs().is_empty() {
         assert!(
@@ -756,13 +744,13 @@ fn a_build_killed_mid_run_is_cleaned_up_by_the_next() {
 }
 
 /// A `skiff registry serve` on a loopback port, killed (by its pid) when dropped.
-struct Registry {
+pub(crate) struct Registry {
     child: std::process::Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Registry {
-    fn start(s: &Skiff) -> Registry {
+    pub(crate) fn start(s: &Skiff) -> Registry {
         use std::io::BufRead;
         let mut cmd = s.command(["registry", "serve", "--addr", "127.0.0.1:0", "--root"]);
         cmd.arg(s.path("registry"));
@@ -811,4 +799,19 @@ fn a_base_that_is_not_here_is_pulled() {
     assert_eq!(fs::read_to_string(mp.join("p")).unwrap(), "pulled\n");
     assert!(mp.join("bin/busybox").is_file());
     s.ok(["image", "unmount", "pulled"]);
+}
+
+/// The containers of the OCI runtimes under the root (none may outlive a build).
+pub(crate) fn runtime_containers(s: &Skiff) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for rt in fs::read_dir(s.root().join("runtime"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for c in fs::read_dir(rt.path()).into_iter().flatten().flatten() {
+            out.push(c.path());
+        }
+    }
+    out
 }

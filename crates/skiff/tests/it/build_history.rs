@@ -5,18 +5,8 @@
 
 use serde_json::Value;
 
-use crate::harness::{need_root, need_tool, require, Out, Skiff};
-
-fn need_builder() -> Result<(), String> {
-    need_root()?;
-    need_tool("runc").or_else(|_| need_tool("crun")).map(|_| ())
-}
-
-fn with_busybox() -> Skiff {
-    let s = Skiff::new();
-    s.import_busybox("busybox");
-    s
-}
+use crate::build::{need_builder, with_busybox};
+use crate::harness::{require, Out, Skiff};
 
 /// The rows of `buildx history ls` under its header, split into columns.
 fn ls_rows(s: &Skiff) -> Vec<Vec<String>> {

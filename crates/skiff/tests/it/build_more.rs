@@ -7,45 +7,8 @@ use std::fs;
 
 use serde_json::Value;
 
-use crate::harness::{need_root, need_tool, require, Out, Skiff};
-
-/// Root and an OCI runtime.
-fn need_builder() -> Result<(), String> {
-    need_root()?;
-    need_tool("runc").or_else(|_| need_tool("crun")).map(|_| ())
-}
-
-/// A skiff with the busybox base imported as `busybox`.
-fn with_busybox() -> Skiff {
-    let s = Skiff::new();
-    s.import_busybox("busybox");
-    s
-}
-
-fn build_ok(s: &Skiff, args: &[&str]) -> Out {
-    let mut all = vec!["build"];
-    all.extend_from_slice(args);
-    s.run(all).assert_ok()
-}
-
-/// Steps that came from the cache in `out` (their numbers).
-fn cached_steps(out: &Out) -> Vec<usize> {
-    let mut step = 0;
-    let mut cached = Vec::new();
-    for line in out.stdout.lines() {
-        if let Some(rest) = line.strip_prefix("Step ") {
-            step = rest
-                .split('/')
-                .next()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-        }
-        if line == " ---> Using cache" {
-            cached.push(step);
-        }
-    }
-    cached
-}
+use crate::build::{build_ok, cached_steps, config, need_builder, with_busybox, Registry};
+use crate::harness::{need_tool, require, Out, Skiff};
 
 /// The ` ---> ID` that ends each step, by step number (the base's for FROM).
 fn step_ids(out: &Out) -> Vec<(usize, String)> {
@@ -74,14 +37,6 @@ fn image_id(s: &Skiff, reference: &str) -> String {
         .stdout
         .trim()
         .to_owned()
-}
-
-/// The image config of `reference`, as stored (its digest is the image ID).
-fn config(s: &Skiff, reference: &str) -> Value {
-    let id = image_id(s, reference);
-    let hex = id.trim_start_matches("sha256:");
-    let bytes = fs::read(s.root().join("blobs/sha256").join(hex)).expect("config blob");
-    serde_json::from_slice(&bytes).expect("config JSON")
 }
 
 /// Snapshot directories of every storage driver under the root.
@@ -462,39 +417,6 @@ fn squash_merges_the_built_layers_into_one_and_keeps_the_history() {
     s.ok(["image", "unmount", "sq"]);
     let ran = s.ok(["run", "--rm", "sq", "cat", "/a", "/b"]);
     assert_eq!(ran.stdout, "c\nb\n", "{ran}");
-}
-
-/// A `skiff registry serve` on a loopback port, killed (by its pid) when dropped.
-struct Registry {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl Registry {
-    fn start(s: &Skiff) -> Registry {
-        use std::io::BufRead;
-        let mut cmd = s.command(["registry", "serve", "--addr", "127.0.0.1:0", "--root"]);
-        cmd.arg(s.path("registry"));
-        cmd.stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
-        let mut child = cmd.spawn().expect("spawn skiff registry serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-        let Some(addr) = line.trim().strip_prefix("listening on ").map(str::to_owned) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("skiff registry serve did not print its address: {line:?}");
-        };
-        Registry { child, addr }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

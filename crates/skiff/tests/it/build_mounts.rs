@@ -8,42 +8,10 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::harness::{need_root, need_tool, require, run_command, Driver, Out, Skiff};
-
-fn need_builder() -> Result<(), String> {
-    need_root()?;
-    need_tool("runc").or_else(|_| need_tool("crun")).map(|_| ())
-}
-
-fn with_busybox() -> Skiff {
-    let s = Skiff::new();
-    s.import_busybox("busybox");
-    s
-}
-
-fn build(s: &Skiff, args: &[&str]) -> Out {
-    let mut all = vec!["build"];
-    all.extend_from_slice(args);
-    s.run(all)
-}
-
-fn config(s: &Skiff, reference: &str) -> Value {
-    let id = s
-        .ok(["inspect", "--format", "{{.Id}}", reference])
-        .stdout
-        .trim()
-        .to_owned();
-    let bytes = fs::read(
-        s.root()
-            .join("blobs/sha256")
-            .join(id.trim_start_matches("sha256:")),
-    )
-    .expect("config blob");
-    serde_json::from_slice(&bytes).expect("config JSON")
-}
+use crate::build::{build, config, need_builder, with_busybox};
+use crate::harness::{require, run_command, Driver, Skiff};
 
 /// The entries of each layer of `reference` above the busybox base (local layers are
 /// stored uncompressed, their blob digest being the diff ID), directories with a `/`.

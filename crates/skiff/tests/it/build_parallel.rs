@@ -3,24 +3,10 @@
 //! docker's numbering, each RUN's output under its step). Needs root and runc or crun.
 
 use std::fs;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::harness::{mounts_under, need_root, need_tool, require, Out, Skiff};
-
-fn need_builder() -> Result<(), String> {
-    need_root()?;
-    need_tool("runc").or_else(|_| need_tool("crun")).map(|_| ())
-}
-
-fn with_busybox() -> Skiff {
-    let s = Skiff::new();
-    s.import_busybox("busybox");
-    // Unpack the base once, so that the timed build measures the stages, not the first unpack.
-    s.write("warm/Dockerfile", b"FROM busybox\nRUN true\n");
-    s.ok(["build", "-q", "warm"]);
-    s
-}
+use crate::build::{cached_steps, need_builder, runtime_containers, with_busybox};
+use crate::harness::{mounts_under, require, Out, Skiff};
 
 /// Two stages that each take a second, and a last one that copies from both.
 const TWO_SLOW_STAGES: &str = "FROM busybox AS a
@@ -59,40 +45,6 @@ fn step_body(out: &Out, n: usize) -> Vec<&str> {
         .skip(1)
         .take_while(|l| !l.starts_with("Step "))
         .collect()
-}
-
-/// Steps that came from the cache.
-fn cached_steps(out: &Out) -> Vec<usize> {
-    let mut step = 0;
-    let mut cached = Vec::new();
-    for line in out.stdout.lines() {
-        if let Some(rest) = line.strip_prefix("Step ") {
-            step = rest
-                .split('/')
-                .next()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-        }
-        if line == " ---> Using cache" {
-            cached.push(step);
-        }
-    }
-    cached
-}
-
-/// The containers of the OCI runtimes under the root (none may outlive a build).
-fn runtime_containers(s: &Skiff) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for rt in fs::read_dir(s.root().join("runtime"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for c in fs::read_dir(rt.path()).into_iter().flatten().flatten() {
-            out.push(c.path());
-        }
-    }
-    out
 }
 
 fn assert_nothing_left(s: &Skiff) {
