@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use skiff::cli::output::error_message;
 use skiff::cli::{run, Cli};
 use skiff::ops::error::{kind_of, Reported};
 
@@ -34,25 +35,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if e.downcast_ref::<Reported>().is_none() {
-                eprintln!("Error response from daemon: {}", message(&e));
+                eprintln!("Error response from daemon: {}", error_message(&e));
             }
             let _ = kind_of(&e);
             ExitCode::from(1)
         }
     }
-}
-
-/// The user-facing text of an error: the outermost message with its causes, joined as Go
-/// wraps errors ("context: cause").
-fn message(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if parts.last().is_none_or(|p| !p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ")
 }
 
 /// Reports a command-line error the way docker's CLI does: an unknown flag exits 125 with

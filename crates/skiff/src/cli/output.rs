@@ -152,3 +152,16 @@ pub fn report_errors(errors: Vec<String>) -> Result<()> {
     }
     Err(crate::ops::error::Reported(anyhow::anyhow!(errors.join("\n"))).into())
 }
+
+/// The user-facing text of an error: the outermost message with its causes, joined as Go
+/// wraps errors ("context: cause"), each cause once.
+pub fn error_message(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if parts.last().is_none_or(|p| !p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}

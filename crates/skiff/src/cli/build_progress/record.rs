@@ -107,7 +107,7 @@ impl Recorder {
     /// The build failed with `err`: the renderer shows it, the record keeps it.
     pub fn fail(&mut self, err: &anyhow::Error) {
         self.inner.failed();
-        let text = error_text(err);
+        let text = crate::cli::output::error_message(err);
         self.end_record(Err(&text));
     }
 
@@ -129,18 +129,6 @@ impl Recorder {
             }
         }
     }
-}
-
-/// An error as the CLI prints it: the message and its causes, joined as Go wraps errors.
-fn error_text(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if parts.last().is_none_or(|p| !p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ")
 }
 
 impl Drop for Recorder {
