@@ -115,6 +115,11 @@ pub fn run_exec(g: &GlobalOptions, a: ExecArgs) -> Result<()> {
     } else {
         None
     };
+    // Without a terminal, the process inherits the runtime's own stdio, so runc's stderr
+    // is the process's: a failed exec would put runc's error line there before ours. The
+    // process gets a pipe for stderr instead (as docker gives it), copied to ours only once
+    // the exec has succeeded; after a failure the pipe holds just runc's line, dropped.
+    let mut stderr_pipe = None;
     let io = match &console {
         Some(console) => ProcessIo {
             stdio: Stdio::null(),
@@ -122,18 +127,23 @@ pub fn run_exec(g: &GlobalOptions, a: ExecArgs) -> Result<()> {
             pid_file: None,
         },
         None if a.detach => ProcessIo::default(),
-        None => ProcessIo {
-            stdio: Stdio {
-                stdin: if a.interactive { Io::Inherit } else { Io::Null },
-                stdout: Io::Inherit,
-                stderr: Io::Inherit,
-            },
-            ..ProcessIo::default()
-        },
+        None => {
+            let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+            stderr_pipe = Some(read);
+            ProcessIo {
+                stdio: Stdio {
+                    stdin: if a.interactive { Io::Inherit } else { Io::Null },
+                    stdout: Io::Inherit,
+                    stderr: Io::Fd(write),
+                },
+                ..ProcessIo::default()
+            }
+        }
     };
     let pid = match exec(&engine, &store, &c, &opts, io) {
         Ok(pid) => pid,
         Err(e) => {
+            drop(stderr_pipe);
             if let Some(f) = e
                 .chain()
                 .find_map(|c| c.downcast_ref::<skiff_runtime::Error>())
@@ -159,8 +169,73 @@ pub fn run_exec(g: &GlobalOptions, a: ExecArgs) -> Result<()> {
         drop(console);
         proxy_terminal(master, a.interactive)?;
     }
-    let exit = skiff_runtime::sys::wait_pid(pid)?;
-    std::process::exit(exit.code())
+    let relay = stderr_pipe.map(StderrRelay::start).transpose()?;
+    let exit = skiff_runtime::sys::wait_pid(pid);
+    if let Some(relay) = relay {
+        relay.finish();
+    }
+    std::process::exit(exit?.code())
+}
+
+/// Copies an exec'd process's stderr pipe to our stderr until the process has exited.
+struct StderrRelay {
+    stop: OwnedFd,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl StderrRelay {
+    fn start(pipe: OwnedFd) -> Result<StderrRelay> {
+        let (stop_read, stop) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let thread = std::thread::spawn(move || relay_stderr(&pipe, &stop_read));
+        Ok(StderrRelay { stop, thread })
+    }
+
+    /// Called once the process has exited: copies what it left in the pipe and stops,
+    /// without waiting for EOF, which a background child holding the pipe could delay forever.
+    fn finish(self) {
+        let _ = rustix::io::write(&self.stop, b"x");
+        let _ = self.thread.join();
+    }
+}
+
+fn relay_stderr(pipe: &OwnedFd, stop: &OwnedFd) {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut buf = vec![0u8; 64 * 1024];
+    let copy = |buf: &mut [u8]| -> bool {
+        match rustix::io::read(pipe, &mut *buf) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(&buf[..n]);
+                let _ = err.flush();
+                true
+            }
+        }
+    };
+    loop {
+        let mut fds = [
+            PollFd::new(pipe, PollFlags::IN),
+            PollFd::new(stop, PollFlags::IN),
+        ];
+        if let Err(e) = poll(&mut fds, None) {
+            if e == rustix::io::Errno::INTR {
+                continue;
+            }
+            return;
+        }
+        let (data, stopped) = (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
+        if data && !copy(&mut buf) {
+            return; // EOF: every writer is gone
+        }
+        if stopped {
+            // Drain what is there now, then stop.
+            if rustix::io::ioctl_fionbio(pipe, true).is_err() {
+                return;
+            }
+            while copy(&mut buf) {}
+            return;
+        }
+    }
 }
 
 /// Copies between our terminal and the exec's pty until the pty closes.

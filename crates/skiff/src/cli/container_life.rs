@@ -345,6 +345,86 @@ fn ellipsis(s: &str, max: usize) -> String {
     out
 }
 
+/// One container as `ps` (and `system df -v`) shows it, with docker's `ContainerContext`
+/// fields. `size` is the writable layer and the virtual size, the latter shown only when
+/// not zero (docker's `SizeRootFs > 0`); `trunc` shortens ids and the command as a table does.
+pub(super) fn ps_row(
+    c: &Container,
+    state: &State,
+    size: Option<(u64, u64)>,
+    trunc: bool,
+    now: time::OffsetDateTime,
+    now_s: i64,
+) -> serde_json::Value {
+    // The daemon's rule: arguments holding a space are shown in single quotes.
+    let mut command = c.path.clone();
+    for arg in &c.args {
+        command.push(' ');
+        if arg.contains(' ') {
+            command.push_str(&format!("'{arg}'"));
+        } else {
+            command.push_str(arg);
+        }
+    }
+    if trunc {
+        command = ellipsis(&command, 20);
+    }
+    let image_hex = c.image.trim_start_matches("sha256:");
+    let image = if c.config.image.trim_start_matches("sha256:") == image_hex && trunc {
+        image_hex[..12.min(image_hex.len())].to_owned()
+    } else {
+        c.config.image.clone()
+    };
+    let created = parse_time(&c.created).map_or(0, |t| t.unix_timestamp());
+    let mut labels: Vec<String> = c
+        .config
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    labels.sort();
+    let size = size.map_or(String::new(), |(rw, virt)| {
+        if virt > 0 {
+            format!(
+                "{} (virtual {})",
+                human_size_with_precision(rw, 3),
+                human_size_with_precision(virt, 3)
+            )
+        } else {
+            human_size_with_precision(rw, 3)
+        }
+    });
+    json!({
+        "Command": go_quote(&command),
+        "CreatedAt": unix_time_utc(created),
+        "ID": if trunc { c.short_id().to_owned() } else { c.id.clone() },
+        "Image": image,
+        "Labels": labels.join(","),
+        "LocalVolumes": c.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
+        "Mounts": c.mounts.iter().filter(|m| !m.from_tmpfs_flag).map(|m| {
+            let n = m.name.clone().unwrap_or_else(|| m.source.clone());
+            if trunc { ellipsis(&n, 15) } else { n }
+        }).collect::<Vec<_>>().join(","),
+        "Names": c.name,
+        "Networks": c.host_config.network_mode,
+        "Ports": "",
+        "RunningFor": super::format::time_ago(created, now_s),
+        "Size": size,
+        "State": state.status.as_str(),
+        "Status": status_text(state, now),
+    })
+}
+
+/// The column titles of [`ps_row`]'s fields.
+pub(super) fn ps_headers() -> serde_json::Value {
+    json!({
+        "Command": "COMMAND", "CreatedAt": "CREATED AT", "ID": "CONTAINER ID",
+        "Image": "IMAGE", "Labels": "LABELS", "LocalVolumes": "LOCAL VOLUMES",
+        "Mounts": "MOUNTS", "Names": "NAMES", "Networks": "NETWORKS", "Ports": "PORTS",
+        "RunningFor": "CREATED", "Size": "SIZE", "State": "STATE", "Status": "STATUS",
+    })
+}
+
 pub fn run_ps(g: &GlobalOptions, a: PsArgs) -> Result<()> {
     let engine = g.engine()?;
     let store = ContainerStore::open(engine.root())?;
@@ -368,68 +448,12 @@ pub fn run_ps(g: &GlobalOptions, a: PsArgs) -> Result<()> {
     let values: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
-            let c = &r.container;
-            // The daemon's rule: arguments holding a space are shown in single quotes.
-            let mut command = c.path.clone();
-            for arg in &c.args {
-                command.push(' ');
-                if arg.contains(' ') {
-                    command.push_str(&format!("'{arg}'"));
-                } else {
-                    command.push_str(arg);
-                }
-            }
-            if trunc {
-                command = ellipsis(&command, 20);
-            }
-            let image_hex = c.image.trim_start_matches("sha256:");
-            let image = if c.config.image.trim_start_matches("sha256:") == image_hex && trunc {
-                image_hex[..12.min(image_hex.len())].to_owned()
-            } else {
-                c.config.image.clone()
-            };
-            let created = parse_time(&c.created).map_or(0, |t| t.unix_timestamp());
-            let mut labels: Vec<String> = c
-                .config
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            labels.sort();
-            let size = r.size.map_or(String::new(), |(rw, img)| {
-                format!(
-                    "{} (virtual {})",
-                    human_size_with_precision(rw, 3),
-                    human_size_with_precision(rw + img, 3)
-                )
-            });
-            json!({
-                "Command": go_quote(&command),
-                "CreatedAt": unix_time_utc(created),
-                "ID": if trunc { c.short_id().to_owned() } else { c.id.clone() },
-                "Image": image,
-                "Labels": labels.join(","),
-                "LocalVolumes": c.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
-                "Mounts": c.mounts.iter().filter(|m| !m.from_tmpfs_flag).map(|m| {
-                    let n = m.name.clone().unwrap_or_else(|| m.source.clone());
-                    if trunc { ellipsis(&n, 15) } else { n }
-                }).collect::<Vec<_>>().join(","),
-                "Names": c.name,
-                "Networks": c.host_config.network_mode,
-                "Ports": "",
-                "RunningFor": super::format::time_ago(created, now_s),
-                "Size": size,
-                "State": r.state.status.as_str(),
-                "Status": status_text(&r.state, now),
-            })
+            // ps shows the virtual size as the writable layer plus the image.
+            let size = r.size.map(|(rw, img)| (rw, rw + img));
+            ps_row(&r.container, &r.state, size, trunc, now, now_s)
         })
         .collect();
-    let headers = json!({
-        "Command": "COMMAND", "CreatedAt": "CREATED AT", "ID": "CONTAINER ID",
-        "Image": "IMAGE", "Labels": "LABELS", "LocalVolumes": "LOCAL VOLUMES",
-        "Mounts": "MOUNTS", "Names": "NAMES", "Networks": "NETWORKS", "Ports": "PORTS",
-        "RunningFor": "CREATED", "Size": "SIZE", "State": "STATE", "Status": "STATUS",
-    });
+    let headers = ps_headers();
     let table = if a.quiet && a.format.is_none() {
         "{{.ID}}"
     } else if a.size {

@@ -4,8 +4,10 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
-use super::format::{bytes_size, human_size, Template};
-use super::output::{confirm, print_rows};
+use super::format::{
+    bytes_size, human_size, human_size_with_precision, render, time_ago, Format, Template,
+};
+use super::output::{confirm, go_time_string, now_secs, print_rows};
 use super::GlobalOptions;
 
 /// The Docker Engine API version whose behaviour skiff follows.
@@ -159,6 +161,9 @@ pub struct DfArgs {
     /// Pretty-print images using a Go template
     #[arg(long, value_name = "string")]
     pub format: Option<String>,
+    /// Show detailed information on space usage
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 fn reclaimable(bytes: u64, total: u64) -> String {
@@ -170,6 +175,9 @@ fn reclaimable(bytes: u64, total: u64) -> String {
 
 pub fn run_df(g: &GlobalOptions, a: DfArgs) -> Result<()> {
     let engine = g.engine()?;
+    if a.verbose {
+        return run_df_verbose(&engine, a.format.as_deref());
+    }
     let du = crate::ops::df::disk_usage(&engine)?;
     let rows = vec![
         json!({"Type": "Images", "TotalCount": du.images.to_string(), "Active": du.active_images.to_string(),
@@ -191,6 +199,167 @@ pub fn run_df(g: &GlobalOptions, a: DfArgs) -> Result<()> {
         &rows,
         "*formatter.diskUsageImagesContext",
     )
+}
+
+/// docker's `stringid.TruncateID`: the part after any `algo:` prefix, at most 12 characters.
+fn truncate_id(id: &str) -> &str {
+    let id = id.split_once(':').map_or(id, |(_, hex)| hex);
+    &id[..id.len().min(12)]
+}
+
+/// `system df -v`: docker 20.10's four tables, or one template run over all four lists
+/// (`{{range .Images}}...`), the ids then untruncated as docker does for non-table formats.
+fn run_df_verbose(engine: &crate::ops::engine::Engine, format: Option<&str>) -> Result<()> {
+    let du = crate::ops::df::verbose_usage(engine)?;
+    let table = matches!(format, None | Some("") | Some("table"));
+    let trunc = table;
+    let now = time::OffsetDateTime::now_utc();
+    let now_s = now_secs();
+    let images: Vec<serde_json::Value> = du
+        .images
+        .iter()
+        .map(|i| {
+            let id = i.image.id.to_string();
+            json!({
+                "Containers": i.containers.to_string(),
+                "CreatedAt": go_time_string(i.image.created),
+                "CreatedSince": time_ago(i.image.created, now_s),
+                // df's listing carries no digests (docker prints an empty one).
+                "Digest": "",
+                "ID": if trunc { truncate_id(&id).to_owned() } else { id },
+                "Repository": i.repository,
+                "SharedSize": human_size(i.shared),
+                "Size": human_size_with_precision(i.image.size, 3),
+                "Tag": i.tag,
+                "UniqueSize": human_size(i.image.size.saturating_sub(i.shared)),
+                "VirtualSize": human_size(i.image.size),
+            })
+        })
+        .collect();
+    // Like docker, df shows a container's writable layer without the virtual size.
+    let containers: Vec<serde_json::Value> = du
+        .containers
+        .iter()
+        .map(|r| {
+            let rw = r.size.map_or(0, |(rw, _)| rw);
+            super::container_life::ps_row(&r.container, &r.state, Some((rw, 0)), trunc, now, now_s)
+        })
+        .collect();
+    let volumes: Vec<serde_json::Value> = du
+        .volumes
+        .iter()
+        .map(|v| {
+            let labels: Vec<String> = v
+                .volume
+                .labels()
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            json!({
+                "Driver": v.volume.driver,
+                "Labels": labels.join(","),
+                "Links": v.links.to_string(),
+                "Mountpoint": v.volume.mountpoint.to_string_lossy(),
+                "Name": v.volume.name,
+                "Scope": v.volume.scope,
+                "Size": human_size(v.size),
+            })
+        })
+        .collect();
+    let cache: Vec<serde_json::Value> = du
+        .cache
+        .iter()
+        .map(|c| {
+            let r = &c.record;
+            // Only a parent that is itself listed is shown (the first step's parent is the
+            // base image, not a cache entry), as BuildKit links records only to records.
+            let parent = if du.cache.iter().any(|p| p.record.key == r.parent) {
+                r.parent.as_str()
+            } else {
+                ""
+            };
+            let (id, parent) = if trunc {
+                (
+                    truncate_id(&r.key).to_owned(),
+                    truncate_id(parent).to_owned(),
+                )
+            } else {
+                (r.key.clone(), parent.to_owned())
+            };
+            json!({
+                // Every entry is a step's result: BuildKit's "regular" (snapshot) records.
+                "CacheType": "regular",
+                "CreatedAt": go_time_string(r.created),
+                "CreatedSince": time_ago(r.created, now_s),
+                "Description": r.instruction,
+                "ID": id,
+                // A running build does not mark its entries, so none shows as in use.
+                "InUse": "false",
+                "LastUsedAt": go_time_string(r.last_used),
+                "LastUsedSince": time_ago(r.last_used, now_s),
+                "Parent": parent,
+                "Shared": c.shared.to_string(),
+                "Size": human_size_with_precision(r.size, 3),
+                // The cache does not count its uses: docker's word for an unknown value.
+                "UsageCount": "N/A",
+            })
+        })
+        .collect();
+    if !table {
+        let src = format.unwrap_or_default();
+        let src = src.strip_prefix("table").unwrap_or(src);
+        let src = src
+            .trim_matches(' ')
+            .replace("\\t", "\t")
+            .replace("\\n", "\n");
+        let data = json!({
+            "BuildCache": cache, "Containers": containers, "Images": images, "Volumes": volumes,
+        });
+        // docker runs this template itself, not through a list formatter, so an execution
+        // error has no "template parsing error" prefix.
+        let text = Template::parse(&src)?
+            .typed("*formatter.diskUsageContext", &[])
+            .execute(&data)
+            .map_err(|e| crate::ops::error::PlainError::invalid(e.go_message()))?;
+        // docker runs the template once and adds no newline.
+        print!("{text}");
+        return Ok(());
+    }
+    let section = |default: &str, headers: &serde_json::Value, rows: &[serde_json::Value]| {
+        render(&Format::Table(None), default, headers, rows)
+    };
+    let mut out = String::from("Images space usage:\n\n");
+    out.push_str(&section(
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.VirtualSize}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
+        &json!({"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "CreatedSince": "CREATED",
+                "VirtualSize": "SIZE", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
+                "Containers": "CONTAINERS"}),
+        &images,
+    )?);
+    out.push_str("\nContainers space usage:\n\n");
+    out.push_str(&section(
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
+        &super::container_life::ps_headers(),
+        &containers,
+    )?);
+    out.push_str("\nLocal Volumes space usage:\n\n");
+    out.push_str(&section(
+        "table {{.Name}}\t{{.Links}}\t{{.Size}}",
+        &json!({"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"}),
+        &volumes,
+    )?);
+    out.push_str(&format!(
+        "\nBuild cache usage: {}\n\n",
+        human_size(du.cache_size())
+    ));
+    out.push_str(&section(
+        "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
+        &json!({"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE", "CreatedSince": "CREATED",
+                "LastUsedSince": "LAST USED", "UsageCount": "USAGE", "Shared": "SHARED"}),
+        &cache,
+    )?);
+    print!("{out}");
+    Ok(())
 }
 
 #[derive(Args, Debug)]

@@ -46,7 +46,7 @@ pub fn run_rmi(g: &GlobalOptions, a: RmiArgs) -> Result<()> {
     let mut first_error = None;
     // docker removes what it can and reports each failure, then exits non-zero.
     for name in &a.images {
-        match remove_image(&engine, name, a.force) {
+        match remove_image(&engine, name, a.force, !a.no_prune) {
             Ok(events) => print_events(&events),
             // docker's CLI reports images that are already gone but, when forced, does not fail.
             Err(e)

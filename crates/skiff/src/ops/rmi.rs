@@ -39,7 +39,14 @@ pub fn containers_using(engine: &Engine, image: &ImageRecord) -> Result<Vec<Cont
     Ok(out)
 }
 
-pub fn remove_image(engine: &Engine, input: &str, force: bool) -> Result<Vec<RmiEvent>> {
+/// Removes `input` as `docker rmi` does; with `prune` (docker's default, off with
+/// `--no-prune`), also deletes the untagged parents left with nothing using them.
+pub fn remove_image(
+    engine: &Engine,
+    input: &str,
+    force: bool,
+    prune: bool,
+) -> Result<Vec<RmiEvent>> {
     let found = resolve::require(engine, input)?;
     let image = found.image;
     let short = image.id.short().to_owned();
@@ -119,8 +126,38 @@ pub fn remove_image(engine: &Engine, input: &str, force: bool) -> Result<Vec<Rmi
     }
     let (deleted, _) = delete_image_and_layers(engine, &image)?;
     events.extend(deleted);
+    if prune {
+        prune_parents(engine, image.parent.as_ref(), &mut events)?;
+    }
     collect_garbage(engine)?;
     Ok(events)
+}
+
+/// docker's parent pruning after a delete: walks up the parent chain deleting each parent
+/// that nothing names (tag or digest), no other image is built on and no container (running
+/// or stopped) uses, and stops quietly at the first one that is still wanted.
+fn prune_parents(
+    engine: &Engine,
+    parent: Option<&skiff_image::Digest>,
+    events: &mut Vec<RmiEvent>,
+) -> Result<()> {
+    let mut parent = parent.cloned();
+    while let Some(id) = parent {
+        let Some(image) = engine.meta.image(&id)? else {
+            return Ok(());
+        };
+        if !engine.meta.tags_of(&image.id)?.is_empty()
+            || !engine.meta.repo_digests_of(&image.id)?.is_empty()
+            || !engine.meta.children(&image.id)?.is_empty()
+            || !containers_using(engine, &image)?.is_empty()
+        {
+            return Ok(());
+        }
+        let (deleted, _) = delete_image_and_layers(engine, &image)?;
+        events.extend(deleted);
+        parent = image.parent;
+    }
+    Ok(())
 }
 
 /// An image's tags and digests in the order docker lists them: sorted by their full names.

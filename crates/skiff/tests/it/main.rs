@@ -63,6 +63,7 @@ mod docker_parity;
 mod images;
 mod interop;
 mod layers;
+mod parity_more;
 mod registry_client;
 mod registry_server;
 mod save_load;

@@ -348,3 +348,38 @@ impl ContentCache for FileDigests {
             .push((p.to_owned(), st, hex.to_owned()));
     }
 }
+
+impl CacheDb {
+    /// Every entry as `system df -v` lists it, least recently used first (docker's order).
+    pub fn df_records(&self) -> Result<Vec<crate::ops::df::CacheRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key, parent, instruction, layers, size, created, last_used FROM steps
+             ORDER BY last_used, key",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, parent, instruction, layers, size, created, last_used) = row?;
+            out.push(crate::ops::df::CacheRecord {
+                key,
+                parent,
+                instruction,
+                layers: decode_layers(&layers)?,
+                size: size.max(0) as u64,
+                created,
+                last_used,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,6 +1,10 @@
 //! `skiff ps`: the containers, newest first, filtered as docker filters them.
 
+use std::collections::HashMap;
+
 use anyhow::Result;
+use skiff_image::spec::History;
+use skiff_image::Digest;
 
 use super::reconcile;
 use super::store::{Container, ContainerStore, State, Status};
@@ -107,14 +111,71 @@ pub fn list(engine: &Engine, store: &ContainerStore, opts: &PsOptions) -> Result
     Ok(out)
 }
 
-/// The image ids the `ancestor=` filters name (docker also matches descendants of those
-/// images; here, the images themselves and the references as typed).
+/// An image's layer diff ids and history, bottom first.
+type Stack = (Vec<Digest>, Vec<History>);
+
+/// The image ids the `ancestor=` filters name, with every image built on them (docker walks
+/// the parent links down from each named image).
 fn ancestor_ids(engine: &Engine, filters: &[(String, String)]) -> Result<Vec<String>> {
+    let named: Vec<_> = filters
+        .iter()
+        .filter(|(k, _)| k == "ancestor")
+        .filter_map(|(_, v)| crate::ops::resolve::lookup(engine, v).ok().flatten())
+        .map(|found| found.image)
+        .collect();
+    if named.is_empty() {
+        return Ok(Vec::new());
+    }
+    let images = engine.meta.images()?;
+    // An image's layers and history, read once and only when a prefix test needs them.
+    let mut stacks: HashMap<Digest, Option<Stack>> = HashMap::new();
+    let mut stack_of = |id: &Digest| -> Option<Stack> {
+        stacks
+            .entry(id.clone())
+            .or_insert_with(|| {
+                let layers = engine.meta.layers(id).ok()?;
+                let config = crate::ops::list::read_config(engine, id).ok()?;
+                Some((
+                    layers.into_iter().map(|l| l.diff_id).collect(),
+                    config.history,
+                ))
+            })
+            .clone()
+    };
+    let parents: HashMap<&Digest, &Digest> = images
+        .iter()
+        .filter_map(|i| i.parent.as_ref().map(|p| (&i.id, p)))
+        .collect();
     let mut ids = Vec::new();
-    for (k, v) in filters {
-        if k == "ancestor" {
-            if let Some(found) = crate::ops::resolve::lookup(engine, v).ok().flatten() {
-                ids.push(found.image.id.to_string());
+    for a in &named {
+        let Some((a_layers, a_history)) = stack_of(&a.id) else {
+            continue;
+        };
+        for b in &images {
+            let mut descends = b.id == a.id;
+            // docker's rule: b is built on a when a is on b's parent chain.
+            let mut cur = parents.get(&b.id).copied();
+            let mut hops = 0;
+            while let (false, Some(p)) = (descends, cur) {
+                descends = *p == a.id;
+                cur = parents.get(p).copied();
+                hops += 1;
+                if hops > images.len() {
+                    break; // a cycle in damaged records
+                }
+            }
+            // `skiff build` records no parent for the image it tags unless a step image was
+            // named, so a build is also recognised by its content: a Dockerfile's FROM image
+            // starts the result's rootfs and its history, so a's layers and history both
+            // being a prefix of b's means b was built from a (layers alone would also match an
+            // unrelated image that merely shares a base layer).
+            if !descends && (!a_layers.is_empty() || !a_history.is_empty()) {
+                if let Some((b_layers, b_history)) = stack_of(&b.id) {
+                    descends = b_layers.starts_with(&a_layers) && b_history.starts_with(&a_history);
+                }
+            }
+            if descends {
+                ids.push(b.id.to_string());
             }
         }
     }
