@@ -67,6 +67,9 @@ pub struct SourceDigest {
     pub desc: String,
     /// `path=hex` per entry, in walk order.
     pub files: Vec<String>,
+    /// The mtime (seconds, nanoseconds) of each entry of `files`: not part of the hash (a
+    /// `touch` keeps the cache), but copied, so an incremental copy compares it too.
+    pub mtimes: Vec<(i64, i64)>,
 }
 
 /// One source found.
@@ -245,6 +248,7 @@ impl SourceRoot<'_> {
     ) -> Result<SourceDigest, CopyError> {
         let mut all = Hasher::new();
         let mut files = Vec::new();
+        let mut mtimes = Vec::new();
         let mut single = None;
         for src in sources {
             let mut h = Hasher::new();
@@ -259,6 +263,7 @@ impl SourceRoot<'_> {
                     join_rel(&src.rel, &rel)
                 };
                 files.push(format!("{shown}={}", d.hex()));
+                mtimes.push((meta.mtime(), meta.mtime_nsec()));
             }
             let d = h.finish();
             all.update(src.rel.as_bytes());
@@ -275,7 +280,12 @@ impl SourceRoot<'_> {
                 (d.hex().to_owned(), format!("multi:{}", d.hex()))
             }
         };
-        Ok(SourceDigest { hash, desc, files })
+        Ok(SourceDigest {
+            hash,
+            desc,
+            files,
+            mtimes,
+        })
     }
 }
 
@@ -504,6 +514,99 @@ pub fn copy_into(
         write_entry(&src.path, &meta, &target, opts, true)?;
     }
     Ok(())
+}
+
+/// Replays part of a [`copy_into`] on `upper`, an overlay upper directory that holds what an
+/// earlier `copy_into` of the same sources (same entries, same directories) wrote: rewrites
+/// the entries named in `changed` (paths as [`SourceDigest::files`] shows them), which must
+/// be files or symlinks there already. Returns the paths written, or `None` when the copy
+/// cannot be replayed that way (several sources, `--parents`, archives, a directory or a new
+/// entry among the changes, a destination that only resolves through the lower layers); the
+/// caller then copies everything as usual.
+pub fn recopy_changed(
+    upper: &Path,
+    sources: &[Source],
+    dest: &str,
+    opts: &CopyOptions,
+    changed: &[String],
+) -> Result<Option<Vec<PathBuf>>, CopyError> {
+    let [src] = sources else {
+        return Ok(None);
+    };
+    if opts.parents || opts.extract_archives {
+        return Ok(None);
+    }
+    // Only what the earlier copy left in the upper directory: a non-directory entry there.
+    let replaceable = |target: &Path| {
+        fs::symlink_metadata(target).is_ok_and(|m| m.is_file() || m.file_type().is_symlink())
+    };
+    let dest_rel = dest.trim_start_matches('/');
+    let mut written = Vec::new();
+    if src.is_dir {
+        let Ok(target_root) = resolve_in_root(upper, dest_rel, true) else {
+            return Ok(None);
+        };
+        if !fs::symlink_metadata(&target_root).is_ok_and(|m| m.is_dir()) {
+            return Ok(None);
+        }
+        let prefix = format!("{}/", src.rel);
+        for shown in changed {
+            let rel = if src.rel.is_empty() {
+                shown.as_str()
+            } else {
+                match shown.strip_prefix(&prefix) {
+                    Some(r) => r,
+                    None => return Ok(None),
+                }
+            };
+            if rel.is_empty()
+                || rel
+                    .split('/')
+                    .any(|c| c.is_empty() || c == "." || c == "..")
+            {
+                return Ok(None);
+            }
+            let path = src.path.join(rel);
+            let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
+            let target = target_root.join(rel);
+            if !(meta.is_file() || meta.file_type().is_symlink()) || !replaceable(&target) {
+                return Ok(None);
+            }
+            written.push((path, meta, target));
+        }
+        for (path, meta, target) in &written {
+            write_entry(path, meta, target, opts, false)?;
+        }
+        return Ok(Some(written.into_iter().map(|w| w.2).collect()));
+    }
+    if changed != [src.rel.clone()] {
+        return Ok(None);
+    }
+    let Ok(dest_path) = resolve_in_root(upper, dest_rel, true) else {
+        return Ok(None);
+    };
+    let exists_dir = fs::metadata(&dest_path).is_ok_and(|m| m.is_dir());
+    let file_rel = if dest.ends_with('/') || exists_dir {
+        let base = Path::new(&src.rel)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        join_rel(dest_rel.trim_end_matches('/'), &base)
+    } else {
+        dest_rel.to_owned()
+    };
+    let Ok(target) = resolve_in_root(upper, &file_rel, false) else {
+        return Ok(None);
+    };
+    if !replaceable(&target) {
+        return Ok(None);
+    }
+    let meta = fs::metadata(&src.path).map_err(io_err(&src.path))?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    write_entry(&src.path, &meta, &target, opts, true)?;
+    Ok(Some(vec![target]))
 }
 
 /// `COPY --parents`: as `cp --parents` and `rsync --relative`, each source keeps its

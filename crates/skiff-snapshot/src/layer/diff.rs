@@ -80,6 +80,52 @@ pub fn write_layer(
     Ok(DiffStats { size, entries })
 }
 
+/// Writes single entries of an overlay upper directory, with exactly the headers
+/// [`write_layer`] gives them, between blocks copied from an earlier layer (see `splice`).
+pub(super) struct EntryWriter<W: Write>(Differ<W>);
+
+impl<W: Write> EntryWriter<W> {
+    pub(super) fn new(out: W, opts: &DiffOptions) -> Self {
+        EntryWriter(Differ {
+            tar: TarWriter::new(out),
+            epoch: opts.source_date_epoch,
+            overlay: true,
+            links: HashMap::new(),
+            chain: Vec::new(),
+        })
+    }
+
+    /// Writes the non-directory `abs` of the upper directory as the entry `rel`.
+    pub(super) fn write_path(&mut self, rel: &[u8], abs: &Path) -> Result<(), LayerError> {
+        let meta = fs::symlink_metadata(abs).map_err(io_err(abs, "lstat"))?;
+        if meta.is_dir() || (meta.file_type().is_char_device() && meta.rdev() == 0) {
+            return Err(LayerError::Unrepresentable {
+                path: abs.to_owned(),
+                reason: "only files and symlinks are written alone".into(),
+            });
+        }
+        let xattrs = read_xattrs(abs, true)?;
+        self.0.write_entry(rel, abs, &meta, xattrs.list)
+    }
+
+    /// Copies whole blocks of entries (`entries` of them) unchanged.
+    pub(super) fn write_raw(&mut self, bytes: &[u8], entries: u64) -> Result<(), LayerError> {
+        self.0
+            .tar
+            .append_raw(bytes, entries)
+            .map_err(|source| LayerError::Write { source })
+    }
+
+    pub(super) fn finish(self) -> Result<DiffStats, LayerError> {
+        let (size, entries) = self
+            .0
+            .tar
+            .finish()
+            .map_err(|source| LayerError::Write { source })?;
+        Ok(DiffStats { size, entries })
+    }
+}
+
 struct Differ<W: Write> {
     tar: TarWriter<W>,
     epoch: Option<i64>,

@@ -22,6 +22,7 @@ pub mod error;
 mod padding;
 mod pargz;
 mod path;
+pub mod splice;
 mod tarwrite;
 mod unpack;
 

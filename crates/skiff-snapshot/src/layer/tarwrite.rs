@@ -120,6 +120,16 @@ impl<W: Write> TarWriter<W> {
         Ok(())
     }
 
+    /// Copies `bytes`, whole blocks of entries another `TarWriter` wrote (headers, data and
+    /// padding), unchanged: what a spliced layer reuses of an earlier one.
+    pub fn append_raw(&mut self, bytes: &[u8], entries: u64) -> io::Result<()> {
+        debug_assert_eq!(bytes.len() as u64 % BLOCK, 0);
+        self.out.write_all(bytes)?;
+        self.written += bytes.len() as u64;
+        self.entries += entries;
+        Ok(())
+    }
+
     /// Writes the end-of-archive marker (two zero blocks) and flushes. Returns the tar's size
     /// and the number of entries (PAX headers not counted).
     pub fn finish(mut self) -> io::Result<(u64, u64)> {

@@ -52,6 +52,7 @@ mod tree;
 mod build;
 mod build_git;
 mod build_history;
+mod build_incremental;
 mod build_more;
 mod build_mounts;
 mod build_parallel;

@@ -125,6 +125,10 @@ impl CacheDb {
                     stat TEXT NOT NULL,
                     digest TEXT NOT NULL
                  );
+                 CREATE TABLE IF NOT EXISTS copy_mtimes (
+                    key TEXT PRIMARY KEY,
+                    mtimes TEXT NOT NULL
+                 );
                  PRAGMA user_version = 1;",
                 )
             })?;
@@ -225,12 +229,87 @@ impl CacheDb {
         Ok(None)
     }
 
+    /// The entries made on `parent`, most recently used first (at most `limit`): the earlier
+    /// results an incremental COPY can start from.
+    pub fn children(
+        &self,
+        parent: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, StoredInput, Entry)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key, input, config, layers, last_used FROM steps WHERE parent = ?1
+             ORDER BY last_used DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![parent, limit as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, input, config, layers, last_used) = row?;
+            out.push((
+                key,
+                serde_json::from_str(&input)?,
+                Entry {
+                    config,
+                    layers: decode_layers(&layers)?,
+                    last_used,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Records the mtimes of the entries a COPY from the context copied (one per file of its
+    /// source digest), which its key leaves out.
+    pub fn put_mtimes(&self, key: &str, mtimes: &[(i64, i64)]) -> Result<()> {
+        let text: Vec<String> = mtimes.iter().map(|(s, n)| format!("{s}.{n}")).collect();
+        self.conn.execute(
+            "INSERT OR REPLACE INTO copy_mtimes (key, mtimes) VALUES (?1, ?2)",
+            params![key, text.join("\n")],
+        )?;
+        Ok(())
+    }
+
+    /// What [`CacheDb::put_mtimes`] recorded for `key`.
+    pub fn mtimes(&self, key: &str) -> Result<Option<Vec<(i64, i64)>>> {
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT mtimes FROM copy_mtimes WHERE key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(text) = text else { return Ok(None) };
+        if text.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let mut out = Vec::new();
+        for line in text.split('\n') {
+            let parsed = line
+                .split_once('.')
+                .and_then(|(s, n)| Some((s.parse().ok()?, n.parse().ok()?)));
+            match parsed {
+                Some(t) => out.push(t),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// Removes every entry; returns how many and the bytes of layers they made.
     pub fn prune(&self) -> Result<(usize, u64)> {
         let size: i64 =
             self.conn
                 .query_row("SELECT COALESCE(SUM(size), 0) FROM steps", [], |r| r.get(0))?;
         let n = self.conn.execute("DELETE FROM steps", [])?;
+        self.conn.execute("DELETE FROM copy_mtimes", [])?;
         Ok((n, size.max(0) as u64))
     }
 

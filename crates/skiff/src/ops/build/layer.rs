@@ -13,7 +13,7 @@ use skiff_snapshot::layer::{apply_layer, write_layer, ApplyOptions, DiffOptions}
 use skiff_snapshot::mount::{mount_all, unmount_all};
 
 use crate::ops::engine::{Engine, FileLock};
-use crate::ops::layer_ingest::ingest_layer;
+use crate::ops::layer_ingest::count_layer;
 
 /// Makes sure every chain of `layers` is a committed snapshot (re-applying blobs for any
 /// that were removed); returns the top chain ID.
@@ -55,6 +55,30 @@ pub fn ensure_chain(engine: &Engine, layers: &[LayerRecord]) -> Result<Option<St
         parent = Some(key);
     }
     Ok(parent)
+}
+
+/// Stores the uncompressed layer tar `reader` (the layer writer's output, through a pipe):
+/// hashed, validated and counted as `ingest_layer` does, with the store's file written in
+/// large blocks instead of one write per tar read (two per entry).
+fn store_tar(engine: &Engine, reader: impl std::io::Read) -> Result<LayerRecord> {
+    let ingest_ref = format!("layer-{}-{}", std::process::id(), super::random_hex(8));
+    let mut writer = engine.content.writer(&ingest_ref)?;
+    writer.truncate()?;
+    let size = {
+        let mut buffered = BufWriter::with_capacity(1 << 20, &mut writer);
+        let size = count_layer(BufReader::with_capacity(1 << 20, reader), &mut buffered)
+            .context("reading build layer: invalid tar")?;
+        std::io::Write::flush(&mut buffered)?;
+        size
+    };
+    let blob = writer.commit(None, None)?;
+    Ok(LayerRecord {
+        diff_id: blob.clone(),
+        blob_size: engine.content.size(&blob)?,
+        blob,
+        media_type: skiff_image::spec::media::OCI_LAYER.to_owned(),
+        size,
+    })
 }
 
 /// An active snapshot mounted for one step; unmounted and removed on drop unless committed.
@@ -122,7 +146,7 @@ impl<'e> WorkTree<'e> {
                 std::io::Write::flush(&mut w)?;
                 Ok(())
             });
-            let stored = ingest_layer(self.engine, reader, "build layer");
+            let stored = store_tar(self.engine, reader);
             let written = diff
                 .join()
                 .map_err(|_| anyhow::anyhow!("the layer writer panicked"))?;

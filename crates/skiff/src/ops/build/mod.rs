@@ -23,6 +23,7 @@ mod copy;
 mod export;
 pub mod git;
 pub mod history;
+mod incremental;
 mod layer;
 mod mounts;
 mod runner;

@@ -48,7 +48,7 @@ impl Builder<'_> {
                     "chmod={}",
                     copy.chmod.map(|m| format!("{m:o}")).unwrap_or_default()
                 ));
-                copy_plan = Some(digest.desc);
+                copy_plan = Some(digest);
             }
         }
         let input = KeyInput {
@@ -137,8 +137,18 @@ impl Builder<'_> {
                 (false, size)
             }
             Effect::Copy(copy) => {
-                let layer = self.copy_step(&current, copy, state)?;
-                let _ = &copy_plan;
+                let mut layer = None;
+                if let Some(digest) = copy_plan.as_ref().filter(|_| !self.opts.no_cache) {
+                    match self.incremental_copy(&current, copy, &stored_input, digest) {
+                        Ok(l) => layer = l,
+                        // Only a faster way to the same result: the full copy decides.
+                        Err(e) => log::debug!("incremental COPY not used: {e:#}"),
+                    }
+                }
+                let layer = match layer {
+                    Some(l) => l,
+                    None => self.copy_step(&current, copy, state)?,
+                };
                 let size = layer.size;
                 next.layers.push(layer);
                 (false, size)
@@ -176,6 +186,12 @@ impl Builder<'_> {
         let bytes = config_bytes(&next.config);
         self.cache
             .put(&key, &stored_input, &bytes, &next.layers, own_size)?;
+        if let (Some(digest), Effect::Copy(copy)) = (&copy_plan, &effect) {
+            if copy.from.is_none() && !copy.remote && copy.inline.is_empty() {
+                // What an incremental COPY of a later build compares its sources with.
+                self.cache.put_mtimes(&key, &digest.mtimes)?;
+            }
+        }
         next.key = key;
         self.progress
             .done(&Digest::of_bytes(&bytes), started.elapsed());
@@ -214,6 +230,12 @@ impl Builder<'_> {
             t2.elapsed(),
             record.blob_size
         );
+        self.lease_layer(&record)?;
+        Ok(record)
+    }
+
+    /// Protects a blob this build wrote from GC until the image refers to it.
+    pub(super) fn lease_layer(&mut self, record: &LayerRecord) -> Result<()> {
         if self.lease.is_none() {
             self.lease = Some(
                 self.engine
@@ -227,7 +249,7 @@ impl Builder<'_> {
         if let Some(link) = &self.link {
             link.leased(&record.blob);
         }
-        Ok(record)
+        Ok(())
     }
 
     pub(super) fn run_step(&mut self, current: &Current, run: &RunStep) -> Result<LayerRecord> {
