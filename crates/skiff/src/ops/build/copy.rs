@@ -4,6 +4,36 @@
 use super::*;
 
 impl Builder<'_> {
+    /// The content digest of `found` (sources resolved in the build context), through the
+    /// per-file digests build-cache.db keeps by stat, so that unchanged files are not read
+    /// again. The outer error is the engine's, the inner one the sources'.
+    pub(super) fn context_digest(
+        &mut self,
+        found: &[skiff_build::context::Source],
+        excludes: Option<&Ignore>,
+    ) -> Result<Result<skiff_build::context::SourceDigest, skiff_build::context::CopyError>> {
+        if self.file_digests.is_none() {
+            self.file_digests = Some(cache_db::FileDigests::load(
+                &self.cache,
+                &self.opts.context,
+            )?);
+        }
+        let root = SourceRoot {
+            dir: &self.opts.context,
+            ignore: Some(&self.ignore),
+            excludes,
+        };
+        let digests = self
+            .file_digests
+            .as_ref()
+            .map(|d| d as &dyn skiff_build::context::ContentCache);
+        let digest = root.digest_with(found, digests);
+        if let Some(d) = &self.file_digests {
+            d.flush(&self.cache)?;
+        }
+        Ok(digest)
+    }
+
     /// The content hash of a COPY's sources, docker's description of them, and the key of
     /// the `--from` stage they come from.
     pub(super) fn hash_sources(
@@ -64,20 +94,9 @@ impl Builder<'_> {
                     excludes: Some(&excludes),
                 };
                 let found = root.resolve(&copy.sources).map_err(fail)?;
-                if self.file_digests.is_none() {
-                    self.file_digests = Some(cache_db::FileDigests::load(
-                        &self.cache,
-                        &self.opts.context,
-                    )?);
-                }
-                let digests = self
-                    .file_digests
-                    .as_ref()
-                    .map(|d| d as &dyn skiff_build::context::ContentCache);
-                let digest = root.digest_with(&found, digests).map_err(fail)?;
-                if let Some(d) = &self.file_digests {
-                    d.flush(&self.cache)?;
-                }
+                let digest = self
+                    .context_digest(&found, Some(&excludes))?
+                    .map_err(fail)?;
                 Ok((digest, None))
             }
             Some(from) => {

@@ -58,22 +58,9 @@ impl Builder<'_> {
                 let found = root
                     .resolve(&[source_or_root(&m.source)])
                     .map_err(|_| not_found(&m.source))?;
-                if self.file_digests.is_none() {
-                    self.file_digests = Some(cache_db::FileDigests::load(
-                        &self.cache,
-                        &self.opts.context,
-                    )?);
-                }
-                let digests = self
-                    .file_digests
-                    .as_ref()
-                    .map(|d| d as &dyn skiff_build::context::ContentCache);
-                let digest = root
-                    .digest_with(&found, digests)
+                let digest = self
+                    .context_digest(&found, None)?
                     .map_err(|e| step_failed(format!("failed to compute cache key: {e}")))?;
-                if let Some(d) = &self.file_digests {
-                    d.flush(&self.cache)?;
-                }
                 out.push(format!("mount-content={}", digest.hash));
             }
         }
