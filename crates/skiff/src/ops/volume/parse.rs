@@ -105,22 +105,12 @@ fn invalid_spec(raw: &str) -> String {
     format!("invalid volume specification: '{raw}'")
 }
 
-/// docker's `filepath.Clean` of an absolute container path.
-pub fn clean_path(p: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    format!("/{}", out.join("/"))
-}
+/// docker's `filepath.Clean` of an absolute container path (one implementation, shared with
+/// the Dockerfile code).
+pub use skiff_build::dispatch::clean_path;
 
-fn propagation(s: &str) -> Option<Propagation> {
+/// A propagation by its docker name (None for an unknown one).
+pub(super) fn propagation(s: &str) -> Option<Propagation> {
     Some(match s {
         "private" => Propagation::Private,
         "rprivate" => Propagation::RPrivate,
