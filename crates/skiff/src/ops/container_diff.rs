@@ -35,15 +35,6 @@ impl ChangeKind {
             ChangeKind::Deleted => 'D',
         }
     }
-
-    /// docker's API number for it (0 modified, 1 added, 2 deleted).
-    pub fn api_kind(self) -> u8 {
-        match self {
-            ChangeKind::Modified => 0,
-            ChangeKind::Added => 1,
-            ChangeKind::Deleted => 2,
-        }
-    }
 }
 
 /// One changed path (absolute, as seen in the container).
@@ -262,16 +253,12 @@ fn walk_compare(
             }
         }
         if meta.is_dir() {
+            // Without a lower directory (a new one), everything in it is new.
             let lower_dir = match (&lm, lower) {
                 (Some(m), Some(l)) if m.is_dir() => Some(l),
                 _ => None,
             };
-            if lower_dir.is_some() {
-                walk_compare(lower_dir, upper, &child, out)?;
-            } else {
-                // A new directory: everything in it is new.
-                walk_compare(None, upper, &child, out)?;
-            }
+            walk_compare(lower_dir, upper, &child, out)?;
         }
     }
     if let Some(l) = lower {
