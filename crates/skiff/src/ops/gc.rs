@@ -35,9 +35,14 @@ fn build_cache_layers(engine: &Engine) -> Result<Vec<Vec<LayerRecord>>> {
 /// The chain IDs of every layer of every image and of the build cache: the committed
 /// snapshots worth keeping.
 pub fn needed_chain_ids(engine: &Engine) -> Result<HashSet<String>> {
+    needed_chain_ids_with(engine, &build_cache_layers(engine)?)
+}
+
+/// [`needed_chain_ids`] with the build cache's layer stacks already read.
+fn needed_chain_ids_with(engine: &Engine, cache: &[Vec<LayerRecord>]) -> Result<HashSet<String>> {
     let mut needed = HashSet::new();
-    for layers in build_cache_layers(engine)? {
-        let diff_ids: Vec<Digest> = layers.into_iter().map(|l| l.diff_id).collect();
+    for layers in cache {
+        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
         needed.extend(chain_ids(&diff_ids).into_iter().map(|c| c.to_string()));
     }
     for image in engine.meta.images()? {
@@ -56,13 +61,10 @@ pub fn collect_garbage(engine: &Engine) -> Result<GcReport> {
     let mut report = GcReport::default();
     engine.meta.prune_leases()?;
     engine.content.prune_ingests()?;
+    // Read once: both the blobs and the snapshots it needs are kept.
+    let cache = build_cache_layers(engine)?;
     let mut keep: HashSet<Digest> = engine.meta.referenced_blobs()?.into_iter().collect();
-    keep.extend(
-        build_cache_layers(engine)?
-            .into_iter()
-            .flatten()
-            .map(|l| l.blob),
-    );
+    keep.extend(cache.iter().flatten().map(|l| l.blob.clone()));
     let now = SystemTime::now();
     for (digest, size) in engine.content.list()? {
         if keep.contains(&digest) {
@@ -80,15 +82,15 @@ pub fn collect_garbage(engine: &Engine) -> Result<GcReport> {
         report.bytes_removed += size;
     }
     if engine.root().join("snapshots").exists() {
-        report.snapshots_removed = collect_snapshots(engine)?;
+        report.snapshots_removed = collect_snapshots(engine, &cache)?;
     }
     Ok(report)
 }
 
 /// Removes committed snapshots that no image needs, leaves first, until none is left.
-fn collect_snapshots(engine: &Engine) -> Result<Vec<String>> {
+fn collect_snapshots(engine: &Engine, cache: &[Vec<LayerRecord>]) -> Result<Vec<String>> {
     let snapshotter = engine.snapshotter()?;
-    let needed = needed_chain_ids(engine)?;
+    let needed = needed_chain_ids_with(engine, cache)?;
     let leased: HashSet<String> = engine.meta.leased("snapshot")?.into_iter().collect();
     let mut removed = Vec::new();
     loop {
