@@ -146,7 +146,8 @@ pub enum CopyInSource<'a> {
     Host(&'a Path),
 }
 
-fn open_container(engine: &Engine, name: &str) -> Result<(Container, State)> {
+/// Container `name`'s record and reconciled state (shared with `export`).
+pub(crate) fn open_container(engine: &Engine, name: &str) -> Result<(Container, State)> {
     let store = ContainerStore::open(engine.root())?;
     let c = store.get(name)?;
     let state = super::container::reconcile::state(engine.root(), &store, &c)?;

@@ -6,17 +6,14 @@ use std::os::fd::AsFd;
 
 use anyhow::Result;
 
-use super::container::store::ContainerStore;
-use super::cp::ContainerRoot;
+use super::cp::{open_container, ContainerRoot};
 use super::engine::Engine;
 use super::volume::inroot::TreeTar;
 
 /// Writes the filesystem of container `name` to `out` as a tar, owners and modes kept,
 /// entries named relative to its root (`bin/`, `etc/passwd`), parents before children.
 pub fn export(engine: &Engine, name: &str, out: &mut dyn Write) -> Result<()> {
-    let store = ContainerStore::open(engine.root())?;
-    let c = store.get(name)?;
-    let state = super::container::reconcile::state(engine.root(), &store, &c)?;
+    let (c, state) = open_container(engine, name)?;
     let root = ContainerRoot::open(engine, &c, &state, false)?;
     let rootfd = rustix::io::dup(root.fd())?;
     let mut tree = TreeTar::new(out, true);
