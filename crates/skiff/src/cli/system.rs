@@ -211,8 +211,8 @@ fn truncate_id(id: &str) -> &str {
 /// (`{{range .Images}}...`), the ids then untruncated as docker does for non-table formats.
 fn run_df_verbose(engine: &crate::ops::engine::Engine, format: Option<&str>) -> Result<()> {
     let du = crate::ops::df::verbose_usage(engine)?;
+    // Tables truncate ids; other formats show them whole.
     let table = matches!(format, None | Some("") | Some("table"));
-    let trunc = table;
     let now = time::OffsetDateTime::now_utc();
     let now_s = now_secs();
     let images: Vec<serde_json::Value> = du
@@ -226,7 +226,7 @@ fn run_df_verbose(engine: &crate::ops::engine::Engine, format: Option<&str>) -> 
                 "CreatedSince": time_ago(i.image.created, now_s),
                 // df's listing carries no digests (docker prints an empty one).
                 "Digest": "",
-                "ID": if trunc { truncate_id(&id).to_owned() } else { id },
+                "ID": if table { truncate_id(&id).to_owned() } else { id },
                 "Repository": i.repository,
                 "SharedSize": human_size(i.shared),
                 "Size": human_size_with_precision(i.image.size, 3),
@@ -242,7 +242,7 @@ fn run_df_verbose(engine: &crate::ops::engine::Engine, format: Option<&str>) -> 
         .iter()
         .map(|r| {
             let rw = r.size.map_or(0, |(rw, _)| rw);
-            super::container_life::ps_row(&r.container, &r.state, Some((rw, 0)), trunc, now, now_s)
+            super::container_life::ps_row(&r.container, &r.state, Some((rw, 0)), table, now, now_s)
         })
         .collect();
     let volumes: Vec<serde_json::Value> = du
@@ -278,7 +278,7 @@ fn run_df_verbose(engine: &crate::ops::engine::Engine, format: Option<&str>) -> 
             } else {
                 ""
             };
-            let (id, parent) = if trunc {
+            let (id, parent) = if table {
                 (
                     truncate_id(&r.key).to_owned(),
                     truncate_id(parent).to_owned(),

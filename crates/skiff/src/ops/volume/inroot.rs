@@ -131,10 +131,10 @@ fn file_type(st: &Stat) -> FileType {
 /// Writes a tree as tar entries through fds only. Hard links inside the tree become link
 /// entries to the first path written.
 pub struct TreeTar<W: Write> {
-    pub builder: tar::Builder<W>,
+    builder: tar::Builder<W>,
     links: HashMap<(u64, u64), String>,
     /// Keep owners (uid/gid) as they are; otherwise 0:0 (`cp` without `-a`).
-    pub keep_owners: bool,
+    keep_owners: bool,
     /// Fail on names starting with `.wh.` (a layer apply would take them for whiteouts).
     pub refuse_whiteouts: bool,
 }
