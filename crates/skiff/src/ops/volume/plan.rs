@@ -14,8 +14,8 @@ use skiff_snapshot::layer::{apply_layer, ApplyOptions, WhiteoutMode};
 
 use super::inroot::{self, TreeTar};
 use super::parse::{
-    parse_mount_flag, parse_tmpfs_flag, parse_volume_flag, propagation_name, MountIntent,
-    MountType, Origin,
+    parse_mount_flag, parse_tmpfs_flag, parse_volume_flag, propagation, propagation_name,
+    MountIntent, MountType, Origin,
 };
 use super::store::{self, CreateOptions, Usage, Volume};
 use crate::ops::engine::Engine;
@@ -161,15 +161,9 @@ pub fn inspect_mounts(mounts: &[PlannedMount]) -> serde_json::Value {
     )
 }
 
+/// A stored propagation name; docker's default `rprivate` for "" (volumes) or anything else.
 fn parse_propagation(s: &str) -> Propagation {
-    match s {
-        "private" => Propagation::Private,
-        "shared" => Propagation::Shared,
-        "rshared" => Propagation::RShared,
-        "slave" => Propagation::Slave,
-        "rslave" => Propagation::RSlave,
-        _ => Propagation::RPrivate,
-    }
+    propagation(s).unwrap_or(Propagation::RPrivate)
 }
 
 fn duplicate(dest: &str) -> anyhow::Error {
@@ -179,24 +173,14 @@ fn duplicate(dest: &str) -> anyhow::Error {
 /// Parses every flag of `req` (no side effect): docker's errors for a bad spec or a
 /// destination given twice.
 pub fn parse_request(req: &MountRequest<'_>) -> Result<Vec<MountIntent>> {
+    let parsed = (req.volumes.iter().map(|raw| parse_volume_flag(raw)))
+        .chain(req.mounts.iter().map(|raw| parse_mount_flag(raw)))
+        .chain(req.tmpfs.iter().map(|raw| Ok(parse_tmpfs_flag(raw)?)));
     let mut intents = Vec::new();
     let mut seen = BTreeSet::new();
-    for raw in req.volumes {
-        let m = parse_volume_flag(raw)?;
-        if !seen.insert(m.destination.clone()) {
-            return Err(duplicate(&m.destination));
-        }
-        intents.push(m);
-    }
-    for raw in req.mounts {
-        let m = parse_mount_flag(raw)?;
-        if !seen.insert(m.destination.clone()) {
-            return Err(duplicate(&m.destination));
-        }
-        intents.push(m);
-    }
-    for raw in req.tmpfs {
-        let m = parse_tmpfs_flag(raw)?;
+    // In flag order, each parsed and checked before the next (the first error wins).
+    for m in parsed {
+        let m = m?;
         if !seen.insert(m.destination.clone()) {
             return Err(duplicate(&m.destination));
         }
@@ -335,7 +319,7 @@ fn realize(engine: &Engine, req: &MountRequest<'_>, m: MountIntent) -> Result<Pl
                 Some(name) => store::get_opt(engine, name)?,
                 None => None,
             };
-            let volume = match existed.clone() {
+            let volume = match existed {
                 Some(v) => v,
                 None => store::create_locked(
                     engine,

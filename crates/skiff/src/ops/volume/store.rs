@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -151,15 +151,6 @@ fn validate_options(name: &str, opts: &BTreeMap<String, String>) -> Result<(), O
     Ok(())
 }
 
-/// 64 random hex digits, the name of an anonymous volume.
-pub fn random_name() -> Result<String> {
-    let mut bytes = [0u8; 32];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// Creates a volume, or returns the existing one of that name (docker's create is
 /// idempotent and keeps the first volume's labels and options).
 pub fn create(engine: &Engine, opts: &CreateOptions) -> Result<Volume> {
@@ -171,7 +162,8 @@ pub fn create(engine: &Engine, opts: &CreateOptions) -> Result<Volume> {
 pub fn create_locked(engine: &Engine, opts: &CreateOptions) -> Result<Volume> {
     let name = match &opts.name {
         Some(n) => n.clone(),
-        None => random_name()?,
+        // An anonymous volume's name is drawn as docker draws it, like a container id.
+        None => crate::ops::container::store::new_id()?,
     };
     let driver = opts.driver.as_deref().unwrap_or(LOCAL_DRIVER);
     if driver != LOCAL_DRIVER {
