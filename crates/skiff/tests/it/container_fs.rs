@@ -232,16 +232,18 @@ fn cp_in_writes_inside_the_container_only() {
     assert_eq!(read(&format!("/hostdir/sub/{unique}")), "from host\n");
 
     // Through links that climb out or are absolute: the container's /tmp, never the host's.
+    // Unique names, so that a file on the host's /tmp can only be this test's.
+    let second = format!("{unique}-second");
     e.ok(&["cp", &src_s, "ct:/out/"]);
-    e.ok(&["cp", &src_s, "ct:/abs/second"]);
-    let host_tmp = std::path::Path::new("/tmp").join(&unique);
-    assert!(
-        !host_tmp.exists(),
-        "cp wrote through a container symlink onto the host"
-    );
-    assert!(!std::path::Path::new("/tmp/second").exists() || read("/tmp/second") == "from host\n");
+    e.ok(&["cp", &src_s, &format!("ct:/abs/{second}")]);
+    for name in [&unique, &second] {
+        assert!(
+            !std::path::Path::new("/tmp").join(name).exists(),
+            "cp wrote through a container symlink onto the host: /tmp/{name}"
+        );
+    }
     assert_eq!(read(&format!("/tmp/{unique}")), "from host\n");
-    assert_eq!(read("/tmp/second"), "from host\n");
+    assert_eq!(read(&format!("/tmp/{second}")), "from host\n");
 
     // A tar on stdin, extracted into a directory; owners reset without -a.
     let tar_path = e.s.path("in.tar");

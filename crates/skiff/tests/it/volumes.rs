@@ -103,8 +103,9 @@ fn create_ls_inspect_rm_with_dockers_output() {
             "Scope"
         ]
     );
-    let plain: Value =
-        serde_json::from_str(&s.ok(["volume", "inspect", &anon]).stdout).unwrap_or_default();
+    // A parse failure must not pass as Null below.
+    let plain: Value = serde_json::from_str(&s.ok(["volume", "inspect", &anon]).stdout)
+        .expect("inspect prints JSON");
     assert_eq!(
         plain[0]["Labels"],
         Value::Null,
