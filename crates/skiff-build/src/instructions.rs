@@ -103,16 +103,6 @@ impl Stages {
             .find(|s| s.name.as_deref() == Some(lower.as_str()))
             .or_else(|| name.parse::<usize>().ok().and_then(|i| self.stages.get(i)))
     }
-
-    /// The meta args as an environment for expanding FROM lines.
-    pub fn meta_env(&self) -> EnvList {
-        EnvList(
-            self.meta_args
-                .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-                .collect(),
-        )
-    }
 }
 
 /// Splits `df` into stages, expanding FROM lines with the meta args (`build_args` override
