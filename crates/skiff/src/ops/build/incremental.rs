@@ -165,21 +165,8 @@ impl Builder<'_> {
             blob_size: stats.tar_size,
             size: stats.content_size,
         };
-        let mut ids: Vec<Digest> = current.layers.iter().map(|l| l.diff_id.clone()).collect();
-        ids.push(record.diff_id.clone());
-        let chain = chain_ids(&ids)
-            .pop()
-            .map(|c| c.to_string())
-            .unwrap_or_default();
-        if snap.stat(&chain)?.is_none() {
-            match snap.commit(&chain, &key) {
-                Ok(()) => pending.done = true,
-                Err(e) if snap.stat(&chain)?.is_some() => {
-                    log::debug!("chain {chain} committed concurrently: {e}");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let below: Vec<Digest> = current.layers.iter().map(|l| l.diff_id.clone()).collect();
+        pending.done = layer::commit_chain(snap, &below, &record.diff_id, &key)?;
         log::debug!(
             "incremental COPY: {} of {} entries copied; link {:?}, copy {:?}, splice {:?}, store {:?} ({} bytes)",
             written.len(),

@@ -11,6 +11,7 @@ use skiff_image::store::LayerRecord;
 use skiff_image::Digest;
 use skiff_snapshot::layer::{apply_layer, write_layer, ApplyOptions, DiffOptions};
 use skiff_snapshot::mount::{mount_all, unmount_all};
+use skiff_snapshot::Snapshotter;
 
 use crate::ops::engine::{Engine, FileLock};
 use crate::ops::layer_ingest::count_layer;
@@ -153,22 +154,36 @@ impl<'e> WorkTree<'e> {
             written?;
             stored
         })?;
-        let mut ids = below.to_vec();
-        ids.push(record.diff_id.clone());
-        let chain = chain_ids(&ids)
-            .pop()
-            .map(|c| c.to_string())
-            .unwrap_or_default();
-        if snap.stat(&chain)?.is_none() {
-            match snap.commit(&chain, &self.key) {
-                Ok(()) => self.done = true,
-                Err(e) if snap.stat(&chain)?.is_some() => {
-                    log::debug!("chain {chain} committed concurrently: {e}");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.done = commit_chain(snap, below, &record.diff_id, &self.key)?;
         Ok(record)
+    }
+}
+
+/// Commits the active snapshot `key` as the chain of `below` plus `diff_id`, unless that
+/// chain exists already (another build may commit the same one at the same time). Returns
+/// whether `key` was committed (else the caller removes it).
+pub(super) fn commit_chain(
+    snap: &dyn Snapshotter,
+    below: &[Digest],
+    diff_id: &Digest,
+    key: &str,
+) -> Result<bool> {
+    let mut ids = below.to_vec();
+    ids.push(diff_id.clone());
+    let chain = chain_ids(&ids)
+        .pop()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    if snap.stat(&chain)?.is_some() {
+        return Ok(false);
+    }
+    match snap.commit(&chain, key) {
+        Ok(()) => Ok(true),
+        Err(e) if snap.stat(&chain)?.is_some() => {
+            log::debug!("chain {chain} committed concurrently: {e}");
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
