@@ -18,12 +18,6 @@ fn dup_stdout() -> Result<OwnedFd> {
     Ok(io::stdout().as_fd().try_clone_to_owned()?)
 }
 
-fn captured() -> Result<(File, OwnedFd)> {
-    let f = tempfile::tempfile()?;
-    let fd: OwnedFd = f.try_clone()?.into();
-    Ok((f, fd))
-}
-
 /// docker's classic builder output: on stdout, or with `-q` kept in memory and shown on
 /// stderr only if the build fails (as docker's CLI does).
 #[derive(Default)]
@@ -76,7 +70,7 @@ impl Progress for Classic {
         if self.quiet.is_none() {
             return dup_stdout();
         }
-        let (f, fd) = captured()?;
+        let (f, fd) = build::capture()?;
         self.capture = Some(f);
         Ok(fd)
     }
@@ -150,7 +144,7 @@ impl Progress for Plain {
     }
     fn running(&mut self, _: &str) {}
     fn run_output(&mut self) -> Result<OwnedFd> {
-        let (f, fd) = captured()?;
+        let (f, fd) = build::capture()?;
         self.capture = Some(f);
         Ok(fd)
     }

@@ -45,7 +45,7 @@ use skiff_build::dispatch::{CopyStep, Effect, RunStep, StageState};
 use skiff_build::executor::{Executor, RunRequest};
 use skiff_build::ignore::Ignore;
 use skiff_build::instructions::{split_stages, Stage};
-use skiff_build::parser::{self, Instruction, Keyword};
+use skiff_build::parser::{self, Instruction};
 use skiff_image::reference::Reference;
 use skiff_image::spec::{format_rfc3339, History, ImageConfig, Platform, RootFs};
 use skiff_image::store::LayerRecord;
@@ -205,34 +205,11 @@ fn needed_stages(stages: &[Stage], target: usize) -> BTreeSet<usize> {
         if !needed.insert(i) {
             continue;
         }
-        let stage = &stages[i];
-        let mut refs = vec![stage.base.clone()];
-        for ins in &stage.instructions {
-            if ins.keyword == Keyword::Copy {
-                for f in &ins.flags {
-                    if let Some(v) = f.strip_prefix("--from=") {
-                        refs.push(v.to_owned());
-                    }
-                }
-            }
-            if ins.keyword == Keyword::Run {
-                for f in &ins.flags {
-                    if let Some(v) = f.strip_prefix("--mount=") {
-                        refs.extend(skiff_build::mounts::mount_from(v));
-                    }
-                }
-            }
-        }
-        for r in refs {
-            let lower = r.to_ascii_lowercase();
-            if let Some(dep) = stages[..i]
+        todo.extend(
+            schedule::refs(&stages[i])
                 .iter()
-                .find(|s| s.name.as_deref() == Some(lower.as_str()))
-                .or_else(|| r.parse::<usize>().ok().and_then(|n| stages[..i].get(n)))
-            {
-                todo.push(dep.index);
-            }
-        }
+                .filter_map(|r| schedule::resolve(stages, i, r)),
+        );
     }
     needed
 }
@@ -622,6 +599,13 @@ impl Builder<'_> {
         }
         Ok((current, state.consumed.clone()))
     }
+}
+
+/// A temporary file for a RUN's output, and a descriptor on it for the RUN.
+pub fn capture() -> Result<(File, OwnedFd)> {
+    let f = tempfile::tempfile()?;
+    let fd: OwnedFd = f.try_clone()?.into();
+    Ok((f, fd))
 }
 
 /// Reads all of `file` from its start (a RUN's captured output).

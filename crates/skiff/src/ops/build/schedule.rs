@@ -37,7 +37,7 @@ use super::{layer, runner, BuildOptions, Builder, Current, Progress};
 use crate::ops::engine::Engine;
 
 /// The stage a reference (`COPY --from=x`, a base) means, if it is one before stage `i`.
-fn resolve(stages: &[Stage], i: usize, r: &str) -> Option<usize> {
+pub(super) fn resolve(stages: &[Stage], i: usize, r: &str) -> Option<usize> {
     let lower = r.to_ascii_lowercase();
     stages[..i]
         .iter()
@@ -47,7 +47,7 @@ fn resolve(stages: &[Stage], i: usize, r: &str) -> Option<usize> {
 }
 
 /// What a stage names that may be another stage: its base and its sources.
-fn refs(stage: &Stage) -> Vec<String> {
+pub(super) fn refs(stage: &Stage) -> Vec<String> {
     let mut refs = vec![stage.base.clone()];
     for ins in &stage.instructions {
         for f in &ins.flags {
@@ -569,7 +569,7 @@ impl Scheduler<'_> {
                 let fd = if self.shown() == Some(stage) {
                     b.progress.run_output()
                 } else {
-                    capture().map(|(file, fd)| {
+                    super::capture().map(|(file, fd)| {
                         self.buffers
                             .entry(stage)
                             .or_default()
@@ -676,13 +676,6 @@ impl Scheduler<'_> {
             Ev::Note(text) => p.note(&text),
         }
     }
-}
-
-/// A temporary file for a RUN's output, and a descriptor on it for the RUN.
-fn capture() -> Result<(File, OwnedFd)> {
-    let f = tempfile::tempfile()?;
-    let fd: OwnedFd = f.try_clone()?.into();
-    Ok((f, fd))
 }
 
 /// Copies `file` from `offset` to its current end into `out`; returns the end. Positional
