@@ -267,14 +267,7 @@ pub fn run(g: &GlobalOptions, a: BuildArgs) -> Result<()> {
         let mut input = Vec::new();
         io::stdin().read_to_end(&mut input)?;
         if is_tar(&input) {
-            skiff_snapshot::layer::apply_layer(
-                BufReader::new(io::Cursor::new(input)),
-                dir.path(),
-                &skiff_snapshot::layer::ApplyOptions {
-                    whiteouts: skiff_snapshot::layer::WhiteoutMode::Remove,
-                },
-            )
-            .context("unpacking the build context from stdin")?;
+            unpack_context(input, dir.path()).context("unpacking the build context from stdin")?;
         } else {
             dockerfile_bytes = Some(input);
         }
@@ -305,14 +298,8 @@ pub fn run(g: &GlobalOptions, a: BuildArgs) -> Result<()> {
             .read_to_end(&mut input)
             .with_context(|| format!("downloading {}", a.context))?;
         if is_tar(&input) {
-            skiff_snapshot::layer::apply_layer(
-                BufReader::new(io::Cursor::new(input)),
-                dir.path(),
-                &skiff_snapshot::layer::ApplyOptions {
-                    whiteouts: skiff_snapshot::layer::WhiteoutMode::Remove,
-                },
-            )
-            .with_context(|| format!("unpacking the build context from {}", a.context))?;
+            unpack_context(input, dir.path())
+                .with_context(|| format!("unpacking the build context from {}", a.context))?;
         } else if dockerfile_bytes.is_none() {
             // docker: a remote plain-text file is the Dockerfile, with an empty context.
             dockerfile_bytes = Some(input);
@@ -483,6 +470,18 @@ fn parse_output(spec: &str) -> Result<build::Export> {
     })
 }
 
+/// A context tar (plain or compressed) unpacked into `dir`.
+fn unpack_context(input: Vec<u8>, dir: &std::path::Path) -> Result<()> {
+    skiff_snapshot::layer::apply_layer(
+        BufReader::new(io::Cursor::new(input)),
+        dir,
+        &skiff_snapshot::layer::ApplyOptions {
+            whiteouts: skiff_snapshot::layer::WhiteoutMode::Remove,
+        },
+    )?;
+    Ok(())
+}
+
 fn is_tar(bytes: &[u8]) -> bool {
     if bytes.len() >= 262 && &bytes[257..262] == b"ustar" {
         return true;
@@ -518,29 +517,5 @@ fn context_size(dir: &std::path::Path) -> String {
     }
     let mut total = 1024;
     walk(dir, &mut total);
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = total as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{total}B")
-    } else {
-        format!("{}{}", trim_float(v), units[i])
-    }
-}
-
-fn trim_float(v: f64) -> String {
-    let s = format!("{v:.4}");
-    let s = format!("{:.4}", s.parse::<f64>().unwrap_or(v));
-    let digits: usize = s.split('.').next().map_or(1, str::len);
-    let prec = 4usize.saturating_sub(digits);
-    let s = format!("{v:.prec$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        s
-    }
+    human_size(total)
 }
