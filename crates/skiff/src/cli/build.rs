@@ -89,15 +89,18 @@ pub struct BuilderPruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
-    /// Remove all unused build cache, not just dangling ones
+    /// Remove all unused build cache, not just dangling ones (skiff's cache has no dangling
+    /// entries apart: every prune removes all of it)
     #[arg(short, long)]
     pub all: bool,
 }
 
 pub fn run_builder_prune(g: &GlobalOptions, a: BuilderPruneArgs) -> Result<()> {
+    // Every entry is reclaimable (no build holds the cache between commands), so with or
+    // without --all the whole cache goes, and the prompt says so: docker's --all wording.
     let _ = a.all;
     if !a.force
-        && !confirm("WARNING! This will remove all dangling build cache. Are you sure you want to continue?")?
+        && !confirm("WARNING! This will remove all build cache. Are you sure you want to continue?")?
     {
         return Ok(());
     }
