@@ -68,7 +68,8 @@ impl Builder<'_> {
                     .all(|l| self.engine.content.exists(&l.blob));
                 if usable {
                     // Recorded with an hour's precision, so that a cached build writes
-                    // nothing (no transaction, no fsync) in the common case.
+                    // nothing to the cache database (no transaction, no fsync) in the common
+                    // case; only its build record (`history.rs`) is written.
                     if skiff_image::store::unix_now() - entry.last_used > 3600 {
                         self.hits.push(key.clone());
                     }
