@@ -97,17 +97,13 @@ impl Registry {
             };
             let resp = match resp {
                 Ok(r) => r,
+                // The registry is the last source (and `send` already retried it).
+                Err(e) if from_registry => return Err(e),
+                // A foreign URL failed: try the next source.
                 Err(e) => {
-                    if !from_registry || e.status().is_some() {
-                        // Foreign URL failed: next source. Registry answered: final.
-                        if from_registry {
-                            return Err(e);
-                        }
-                        source += 1;
-                        last_err = Some(e);
-                        continue;
-                    }
-                    return Err(e);
+                    source += 1;
+                    last_err = Some(e);
+                    continue;
                 }
             };
             let status = resp.status();
@@ -307,13 +303,9 @@ impl Registry {
             None => self.start_upload(repo).await?,
         };
         let scope = Some(repository_scope(repo, true));
-        let with_digest = |loc: &str| {
-            let sep = if loc.contains('?') { '&' } else { '?' };
-            format!("{loc}{sep}digest={digest}")
-        };
         let chunk = self.chunk_size;
         if len <= chunk {
-            let req = Req::new(Method::PUT, with_digest(&location), scope)
+            let req = Req::new(Method::PUT, with_digest(&location, digest), scope)
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header(CONTENT_LENGTH, len.to_string())
                 .body(ReqBody::File {
@@ -356,10 +348,7 @@ impl Registry {
             offset += n;
             progress(offset);
         }
-        let req = Req::new(Method::PUT, with_digest(&location), scope).header(CONTENT_LENGTH, "0");
-        let resp = self.send(&req).await?;
-        self.read_ok(&req, resp).await?;
-        Ok(())
+        self.finish_upload(repo, &location, digest).await
     }
 
     /// A GET to a foreign layer's URL: no registry credentials go there.
@@ -372,6 +361,12 @@ impl Registry {
             .await
             .map_err(|e| network_error("GET", &req.url, &e))
     }
+}
+
+/// An upload session's location with the `digest=` that completes it.
+fn with_digest(location: &str, digest: &Digest) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={digest}")
 }
 
 /// The sending half of a streamed upload: bytes produced on any plain thread (a compressor)
@@ -429,7 +424,7 @@ impl Registry {
             .patch(location)
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(reqwest::Body::wrap_stream(stream));
-        if let Some(auth) = self.auth_header_for(&scope) {
+        if let Some(auth) = self.auth_header(Some(&scope)) {
             rb = rb.header(reqwest::header::AUTHORIZATION, auth);
         }
         let send = rb.send();
@@ -461,10 +456,9 @@ impl Registry {
 
     /// Closes an upload session with the blob's digest (`PUT location?digest=`).
     pub async fn finish_upload(&self, repo: &str, location: &str, digest: &Digest) -> Result<()> {
-        let sep = if location.contains('?') { '&' } else { '?' };
         let req = Req::new(
             Method::PUT,
-            format!("{location}{sep}digest={digest}"),
+            with_digest(location, digest),
             Some(repository_scope(repo, true)),
         )
         .header(CONTENT_LENGTH, "0");

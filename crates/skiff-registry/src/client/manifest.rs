@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde::Deserialize;
 use skiff_image::spec::{media, Descriptor, Index, Platform};
 use skiff_image::Digest;
@@ -147,11 +147,6 @@ impl Registry {
             }
         }
         Ok(out)
-    }
-
-    /// Whether the registry answers `/v2/` at all (200 or 401), for `login`'s first check.
-    pub async fn reachable(&self) -> Result<StatusCode> {
-        self.ping().await
     }
 }
 

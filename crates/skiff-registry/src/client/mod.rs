@@ -61,10 +61,6 @@ impl Session {
         Ok(Session { rt, registry })
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     fn run<T>(&self, f: impl Future<Output = T>) -> T {
         self.rt.block_on(f)
     }

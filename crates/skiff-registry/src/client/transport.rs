@@ -125,11 +125,7 @@ pub enum ReqBody {
 }
 
 impl ReqBody {
-    async fn build(
-        &self,
-        progress: Option<&(dyn Fn(u64) + Send + Sync)>,
-    ) -> Result<Option<reqwest::Body>> {
-        let _ = progress;
+    async fn build(&self) -> Result<Option<reqwest::Body>> {
         Ok(match self {
             ReqBody::Empty => None,
             ReqBody::Bytes(b) => Some(reqwest::Body::from(b.clone())),
@@ -212,8 +208,6 @@ pub struct Registry {
 struct State {
     /// `https://host` or `http://host`, once a ping decided.
     base: Option<String>,
-    /// Whether HTTPS was given up for this host (then the verified client is not used).
-    plain: bool,
     challenge: Option<Challenge>,
     tokens: HashMap<String, String>,
 }
@@ -266,14 +260,6 @@ impl Registry {
         })
     }
 
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
-    pub fn credentials(&self) -> Option<&Credentials> {
-        self.creds.as_ref()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic elsewhere cannot leave State half-updated in a way that matters here.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -310,10 +296,7 @@ impl Registry {
                 log::debug!("{https}: {e}; trying plain HTTP");
                 let http = format!("http://{}", self.host);
                 match self.raw_ping(&http, TRIES).await {
-                    Ok(r) => {
-                        self.lock().plain = true;
-                        (http, r)
-                    }
+                    Ok(r) => (http, r),
                     Err(e2) => return Err(e2),
                 }
             }
@@ -402,14 +385,9 @@ impl Registry {
         }
     }
 
-    /// The `Authorization` header a request for `scope` would carry now (a token fetched
-    /// earlier for that scope, or Basic credentials).
-    pub(crate) fn auth_header_for(&self, scope: &str) -> Option<String> {
-        self.auth_header(Some(scope))
-    }
-
-    /// The `Authorization` header to send with a request for `scope`.
-    fn auth_header(&self, scope: Option<&str>) -> Option<String> {
+    /// The `Authorization` header a request for `scope` carries now (a token fetched earlier
+    /// for that scope, or Basic credentials).
+    pub(crate) fn auth_header(&self, scope: Option<&str>) -> Option<String> {
         let st = self.lock();
         match st.challenge.as_ref().map(|c| c.scheme.as_str()) {
             Some("bearer") => st
@@ -444,7 +422,7 @@ impl Registry {
                 .client()
                 .request(req.method.clone(), &req.url)
                 .headers(headers);
-            if let Some(body) = req.body.build(None).await? {
+            if let Some(body) = req.body.build().await? {
                 rb = rb.body(body);
             }
             match rb.send().await {
