@@ -4,20 +4,20 @@
 //! Where to start reading:
 //! - [`Server`]: bind, accept (plain TCP or TLS), graceful shutdown.
 //! - `service`: one request -> auth, read-only check, route, handler, log line.
-//! - `routes`: path -> typed [`routes::Route`] (pure, unit-tested).
+//! - `routes`: path -> typed `routes::Route` (pure, unit-tested).
 //! - `blobs`, `uploads`, `manifests`, `tags`: the handlers, one module per resource.
 //! - `storage`: blobs in skiff-image's content store, repositories/tags/manifests in SQLite.
 //! - [`gc()`]: mark every blob a manifest references, sweep the rest.
 
 mod auth;
 mod blobs;
-pub mod body;
-pub mod errors;
+mod body;
+mod errors;
 mod gc;
 mod manifests;
-pub mod routes;
+mod routes;
 mod service;
-pub mod storage;
+mod storage;
 mod tags;
 mod tls;
 mod uploads;
