@@ -98,28 +98,13 @@ pub fn client_error_with(e: ClientError, message: String) -> anyhow::Error {
     OpError::new(e.kind(), message).into()
 }
 
-/// Layer records of every local image (to find a layer's known size, or the compressed blob
-/// of an uncompressed layer).
-pub fn all_layers(engine: &Engine) -> Result<Vec<LayerRecord>> {
+/// Every local image with its layer records, read once per pull or push (to find a layer's
+/// known size, the compressed blob of an uncompressed layer, or the images that hold a blob).
+pub fn image_layers(engine: &Engine) -> Result<Vec<(Digest, Vec<LayerRecord>)>> {
     let mut out = Vec::new();
     for image in engine.meta.images()? {
-        out.extend(engine.meta.layers(&image.id)?);
-    }
-    Ok(out)
-}
-
-/// The local images whose layers include `blob`.
-pub fn images_with_blob(engine: &Engine, blob: &Digest) -> Result<Vec<Digest>> {
-    let mut out = Vec::new();
-    for image in engine.meta.images()? {
-        if engine
-            .meta
-            .layers(&image.id)?
-            .iter()
-            .any(|l| &l.blob == blob)
-        {
-            out.push(image.id);
-        }
+        let layers = engine.meta.layers(&image.id)?;
+        out.push((image.id, layers));
     }
     Ok(out)
 }

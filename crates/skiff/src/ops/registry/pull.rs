@@ -24,7 +24,7 @@ use skiff_image::Digest;
 use skiff_registry::client::{parse_platform, select_platform, BlobEvent, ClientError, Session};
 use skiff_snapshot::layer::decompressing_reader;
 
-use super::{all_layers, client_error, client_error_with, client_options, session};
+use super::{client_error, client_error_with, client_options, image_layers, session};
 use crate::ops::engine::Engine;
 use crate::ops::error::{OpError, PlainError};
 use crate::ops::layer_ingest::count_layer;
@@ -96,13 +96,9 @@ pub fn pull(
             on(PullEvent::Digest(outcome.digest.clone()));
             any_new |= outcome.downloaded;
         }
-        let status = if any_new {
-            "Downloaded newer image for"
-        } else {
-            "Image is up to date for"
-        };
         on(PullEvent::Status(format!(
-            "{status} {}",
+            "{} {}",
+            status_words(any_new),
             reference.familiar_name()
         )));
         pulled.references.push(reference.name());
@@ -115,17 +111,22 @@ pub fn pull(
     };
     let outcome = pull_one(engine, &session, &lease, &r, &platform, opts, on)?;
     on(PullEvent::Digest(outcome.digest.clone()));
-    let status = if outcome.downloaded {
-        "Downloaded newer image for"
-    } else {
-        "Image is up to date for"
-    };
     on(PullEvent::Status(format!(
-        "{status} {}",
+        "{} {}",
+        status_words(outcome.downloaded),
         r.familiar_string()
     )));
     pulled.references.push(r.to_string());
     Ok(pulled)
+}
+
+/// The start of docker's last `Status:` line.
+fn status_words(downloaded: bool) -> &'static str {
+    if downloaded {
+        "Downloaded newer image for"
+    } else {
+        "Image is up to date for"
+    }
 }
 
 struct Outcome {
@@ -238,9 +239,9 @@ fn pull_one(
         ))
         .into());
     }
-    let layers = fetch_layers(engine, session, lease, &repo, &parsed, &config, opts, on)?;
-    downloaded |= layers.1;
-    let layers = layers.0;
+    let (layers, fetched) =
+        fetch_layers(engine, session, lease, &repo, &parsed, &config, opts, on)?;
+    downloaded |= fetched;
     engine.content.write_blob(&manifest.bytes)?;
     lease.add("blob", &manifest.digest.to_string())?;
 
@@ -296,7 +297,10 @@ fn fetch_layers(
     opts: &PullOptions,
     on: &(dyn Fn(PullEvent) + Sync),
 ) -> Result<(Vec<LayerRecord>, bool)> {
-    let known = all_layers(engine)?;
+    let known: Vec<LayerRecord> = image_layers(engine)?
+        .into_iter()
+        .flat_map(|(_, layers)| layers)
+        .collect();
     let mut records: Vec<Option<LayerRecord>> = vec![None; manifest.layers.len()];
     let mut jobs = VecDeque::new();
     for (i, (desc, diff_id)) in manifest
@@ -423,9 +427,8 @@ fn check_diff_id(blob: &Digest, actual: &Digest, want: &Digest) -> Result<()> {
 
 /// Decompresses a stored layer blob to learn its diff ID and size.
 fn measure_blob(content: &ContentStore, blob: &Digest) -> Result<(Digest, u64)> {
-    let file = content.open_blob(blob)?;
-    measure(io::BufReader::with_capacity(1 << 20, file))
-        .with_context(|| format!("reading layer {blob}"))
+    // `measure` buffers its reader.
+    measure(content.open_blob(blob)?).with_context(|| format!("reading layer {blob}"))
 }
 
 fn measure(reader: impl Read) -> io::Result<(Digest, u64)> {

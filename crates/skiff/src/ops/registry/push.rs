@@ -23,7 +23,7 @@ use skiff_image::Digest;
 use skiff_registry::client::{stream_channel, Mount, Session, StreamSender};
 use skiff_snapshot::layer::{compressing_writer, Compression};
 
-use super::{all_layers, client_error, client_options, images_with_blob, session};
+use super::{client_error, client_options, image_layers, session};
 use crate::ops::engine::Engine;
 use crate::ops::error::{OpError, PlainError};
 use crate::ops::new_image::{store_image, ImageParts};
@@ -380,13 +380,13 @@ fn push_one(
         });
     }
     // Compressed twins of uncompressed layers, from earlier pushes or pulls.
-    let known = all_layers(engine)?;
+    let images = image_layers(engine)?;
     let compressed_twin = |l: &LayerRecord| -> Option<(Digest, u64, String)> {
-        known
+        images
             .iter()
+            .flat_map(|(_, layers)| layers)
             .find(|k| {
                 k.diff_id == l.diff_id
-                    && is_compressed(&k.media_type)
                     && k.media_type.ends_with("gzip")
                     && engine.content.exists(&k.blob)
             })
@@ -502,7 +502,7 @@ fn push_one(
                 let job = match known_blob {
                     Some((digest, size, media_type)) => {
                         record(i, l, &digest, size, &media_type);
-                        let mount_from = mount_sources(engine, tag, &digest)?;
+                        let mount_from = mount_sources(engine, &images, tag, &digest)?;
                         Job::Blob {
                             digest,
                             size,
@@ -681,10 +681,18 @@ fn upload_layer(
 
 /// Other repositories of the same registry known to have `blob` (from the repo digests of
 /// local images that contain it).
-fn mount_sources(engine: &Engine, tag: &Reference, blob: &Digest) -> Result<Vec<String>> {
+fn mount_sources(
+    engine: &Engine,
+    images: &[(Digest, Vec<LayerRecord>)],
+    tag: &Reference,
+    blob: &Digest,
+) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for id in images_with_blob(engine, blob)? {
-        for rd in engine.meta.repo_digests_of(&id)? {
+    let holders = images
+        .iter()
+        .filter(|(_, layers)| layers.iter().any(|l| &l.blob == blob));
+    for (id, _) in holders {
+        for rd in engine.meta.repo_digests_of(id)? {
             let Ok(r) = rd.parse::<Reference>() else {
                 continue;
             };
