@@ -1,6 +1,6 @@
 //! `skiff login` and `skiff logout`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 
 use anyhow::Result;
 use clap::Args;
@@ -55,8 +55,10 @@ pub fn run_login(g: &GlobalOptions, a: LoginArgs) -> Result<()> {
         eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
     }
     if a.password_stdin {
-        let mut s = String::new();
-        std::io::stdin().lock().read_to_string_lossy(&mut s)?;
+        // A password is bytes to docker: invalid UTF-8 is kept (lossily), not refused.
+        let mut bytes = Vec::new();
+        std::io::stdin().lock().read_to_end(&mut bytes)?;
+        let s = String::from_utf8_lossy(&bytes);
         password = Some(s.trim_end_matches(['\r', '\n']).to_owned());
     }
     let previous = saved(&domain)?;
@@ -107,20 +109,6 @@ pub fn run_login(g: &GlobalOptions, a: LoginArgs) -> Result<()> {
     }
     println!("Login Succeeded");
     Ok(())
-}
-
-/// `read_to_string` that keeps going on invalid UTF-8 (a password is bytes to docker).
-trait ReadLossy {
-    fn read_to_string_lossy(&mut self, s: &mut String) -> std::io::Result<()>;
-}
-
-impl<R: std::io::Read> ReadLossy for R {
-    fn read_to_string_lossy(&mut self, s: &mut String) -> std::io::Result<()> {
-        let mut bytes = Vec::new();
-        self.read_to_end(&mut bytes)?;
-        s.push_str(&String::from_utf8_lossy(&bytes));
-        Ok(())
-    }
 }
 
 pub fn run_logout(_g: &GlobalOptions, a: LogoutArgs) -> Result<()> {
