@@ -262,9 +262,14 @@ fn run_helper(helper: &str, action: &str, input: &[u8]) -> Result<(bool, String)
             ))
         })?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input)
-            .map_err(io(format!("writing to {program}")))?;
+        // A helper may answer and exit without reading its input; as with Go's exec (which
+        // docker uses), that is no error: its exit status and output tell what happened.
+        match stdin.write_all(input) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(io(format!("writing to {program}"))(e));
+            }
+            _ => {}
+        }
     }
     let out = child
         .wait_with_output()
