@@ -100,7 +100,9 @@ pub fn run_builder_prune(g: &GlobalOptions, a: BuilderPruneArgs) -> Result<()> {
     // without --all the whole cache goes, and the prompt says so: docker's --all wording.
     let _ = a.all;
     if !a.force
-        && !confirm("WARNING! This will remove all build cache. Are you sure you want to continue?")?
+        && !confirm(
+            "WARNING! This will remove all build cache. Are you sure you want to continue?",
+        )?
     {
         return Ok(());
     }
