@@ -32,10 +32,9 @@ impl std::error::Error for StartFailed {}
 
 /// What `start` handed back.
 pub struct Started {
-    /// Connected to the monitor's attach socket before the container started, when asked.
+    /// Connected to the monitor's attach socket before the container started, when asked;
+    /// `None` also when the container was already running (nothing was done).
     pub attach: Option<UnixStream>,
-    /// The container was already running: nothing was done.
-    pub already_running: bool,
 }
 
 /// Starts container `c`. With `attach`, the monitor waits for this process to connect to
@@ -51,12 +50,7 @@ pub fn start(
     let _start = crate::ops::engine::FileLock::acquire(&store.dir(&c.id), "start.lock")?;
     let state = reconcile::state(engine.root(), store, c)?;
     match state.status {
-        Status::Running | Status::Restarting => {
-            return Ok(Started {
-                attach: None,
-                already_running: true,
-            })
-        }
+        Status::Running | Status::Restarting => return Ok(Started { attach: None }),
         Status::Paused => {
             return Err(
                 OpError::conflict("cannot start a paused container, try unpause instead").into(),
@@ -199,12 +193,7 @@ fn spawn_monitor(
                 })?);
             }
             Some(Handshake::Ready) => {}
-            Some(Handshake::Started) => {
-                return Ok(Started {
-                    attach: stream,
-                    already_running: false,
-                })
-            }
+            Some(Handshake::Started) => return Ok(Started { attach: stream }),
             Some(Handshake::Error { code, message }) => {
                 return Err(StartFailed { code, message }.into())
             }

@@ -107,11 +107,6 @@ impl ContainerStore {
         tx.commit().map_err(sql_err)
     }
 
-    /// `root/containers`.
-    pub fn base_dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The directory of container `id` (also its OCI bundle).
     pub fn dir(&self, id: &str) -> PathBuf {
         self.dir.join(id)
@@ -290,12 +285,6 @@ impl ContainerStore {
         read_state(&self.dir(id)).map_err(|e| missing_as_no_such(e, id))
     }
 
-    /// Holds the container's lock: state changes made while it is held are never lost to a
-    /// concurrent writer. Locks are per container and never nested across containers.
-    pub fn lock(&self, id: &str) -> Result<FileLock> {
-        lock_dir(&self.dir(id)).map_err(|e| missing_as_no_such(e, id))
-    }
-
     /// Reads the state, lets `f` change it, and writes it back, all under the container's
     /// lock. `f` returning an error leaves the state as it was.
     pub fn update_state<T>(
@@ -304,11 +293,6 @@ impl ContainerStore {
         f: impl FnOnce(&mut State) -> Result<T>,
     ) -> Result<(State, T)> {
         update_state_in(&self.dir(id), f).map_err(|e| missing_as_no_such(e, id))
-    }
-
-    /// Writes the state; the caller holds [`Self::lock`].
-    pub fn write_state_locked(&self, id: &str, state: &State) -> Result<()> {
-        write_json(&self.dir(id).join(STATE_FILE), state)
     }
 
     /// Renames container `id` to `new_name` (docker's conflict message if it is taken).
@@ -370,7 +354,7 @@ pub fn read_record(dir: &Path) -> Result<Container> {
 }
 
 /// The lock of the container directory `dir`.
-pub fn lock_dir(dir: &Path) -> Result<FileLock> {
+fn lock_dir(dir: &Path) -> Result<FileLock> {
     if !dir.is_dir() {
         return Err(
             anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound))
