@@ -46,11 +46,7 @@ pub fn exec(
     }
     let user_arg = opts.user.clone().unwrap_or_else(|| c.config.user.clone());
     let user = super::users::resolve(&c.rootfs, &user_arg)?;
-    let mut env = {
-        let mut tty_c = c.clone();
-        tty_c.config.tty = opts.tty;
-        super::spec::environment(&tty_c, &user.home)
-    };
+    let mut env = super::spec::environment(c, opts.tty, &user.home);
     for e in &opts.env {
         replace_or_append(&mut env, e);
     }

@@ -54,7 +54,7 @@ pub fn build(
     }
 
     let mut spec = ContainerSpec::new(c.id.clone(), c.rootfs.clone(), args);
-    spec.process.env = environment(c, &user.home);
+    spec.process.env = environment(c, c.config.tty, &user.home);
     spec.process.cwd = if c.config.working_dir.is_empty() {
         "/".to_owned()
     } else {
@@ -125,11 +125,12 @@ pub fn build(
 }
 
 /// docker's `CreateDaemonEnvironment`: PATH, HOSTNAME and (with a tty) TERM first, then the
-/// container's own variables replacing or adding; HOME last if nothing set it.
-pub fn environment(c: &Container, home: &str) -> Vec<String> {
+/// container's own variables replacing or adding; HOME last if nothing set it. `tty` is the
+/// process's (an exec's `-t` may differ from the container's).
+pub fn environment(c: &Container, tty: bool, home: &str) -> Vec<String> {
     let mut env = vec![format!("PATH={DEFAULT_PATH}")];
     env.push(format!("HOSTNAME={}", c.config.hostname));
-    if c.config.tty {
+    if tty {
         env.push("TERM=xterm".to_owned());
     }
     for e in &c.config.env {
