@@ -45,7 +45,6 @@ enum RunEnd {
 }
 
 struct Monitor {
-    root: PathBuf,
     dir: PathBuf,
     c: Container,
     rt: OciCli,
@@ -94,7 +93,6 @@ pub fn monitor(root: &Path, id: &str, wait_attach: bool) -> Result<()> {
             ))
             .context("opening the container log")?;
         let mut m = Monitor {
-            root: root.to_owned(),
             dir: dir.clone(),
             c: c.clone(),
             rt,
@@ -184,8 +182,7 @@ fn finish(root: &Path, dir: &Path, c: &Container, deleter: Option<JoinHandle<()>
     // From here on a start or an `rm` need not wait for us.
     forget_me();
     if remove {
-        if let Err(e) = crate::ops::container::rm::remove_after_exit(root, &c.id, &mut runtime_done)
-        {
+        if let Err(e) = crate::ops::container::rm::remove_after_exit(root, c, &mut runtime_done) {
             eprintln!("removing container {}: {e:#}", c.id);
         }
     }
@@ -680,11 +677,6 @@ impl Monitor {
                 })
             })
         })
-    }
-
-    #[allow(dead_code)]
-    fn root(&self) -> &Path {
-        &self.root
     }
 }
 

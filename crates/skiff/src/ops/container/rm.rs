@@ -88,16 +88,15 @@ fn release(engine: &Engine, store: &ContainerStore, c: &Container, volumes: bool
     store.remove(&c.id)
 }
 
-/// The monitor's `--rm`: the container has just ended; remove it with its anonymous volumes.
-/// The monitor deletes the runtime's state meanwhile, on another thread: `runtime_done`
-/// waits for that, before the container's directory goes.
-pub fn remove_after_exit(root: &Path, id: &str, runtime_done: &mut dyn FnMut()) -> Result<()> {
-    let dir = root.join("containers").join(id);
-    let c = match super::store::read_record(&dir) {
-        Ok(c) => c,
-        Err(_) if !dir.exists() => return Ok(()),
-        Err(e) => return Err(e),
-    };
+/// The monitor's `--rm`: the container `c` (the record the monitor read when it started) has
+/// just ended; remove it with its anonymous volumes. The monitor deletes the runtime's state
+/// meanwhile, on another thread: `runtime_done` waits for that, before the container's
+/// directory goes.
+pub fn remove_after_exit(root: &Path, c: &Container, runtime_done: &mut dyn FnMut()) -> Result<()> {
+    let dir = root.join("containers").join(&c.id);
+    if !dir.exists() {
+        return Ok(());
+    }
     let engine = Engine::open(root, Some(&c.driver))?;
     let _lock = FileLock::acquire(&engine.lock_dir()?, &format!("container-rm-{}", c.id))?;
     if !dir.exists() {
