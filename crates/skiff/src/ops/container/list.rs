@@ -64,6 +64,7 @@ pub fn list(engine: &Engine, store: &ContainerStore, opts: &PsOptions) -> Result
     let before = bound("before")?;
     let since = bound("since")?;
 
+    let has_status_filter = parsed.iter().any(|(k, _)| k == "status" || k == "exited");
     let mut out = Vec::new();
     let containers = store.list()?;
     let only_last = opts.last.filter(|n| *n > 0);
@@ -77,7 +78,6 @@ pub fn list(engine: &Engine, store: &ContainerStore, opts: &PsOptions) -> Result
             Err(_) if !store.dir(&c.id).exists() => continue,
             Err(e) => return Err(e),
         };
-        let has_status_filter = parsed.iter().any(|(k, _)| k == "status" || k == "exited");
         if !opts.all && only_last.is_none() && !state.running && !has_status_filter {
             continue;
         }

@@ -14,31 +14,39 @@ use super::store::{now_rfc3339, Container, ContainerStore, State, Status};
 /// (docker records 255 when it cannot learn a container's exit status).
 pub const UNKNOWN_EXIT: i32 = 255;
 
-/// The start time (clock ticks after boot) of process `pid`, or `None` if there is none.
-pub fn process_start_time(pid: i32) -> Option<u64> {
+/// The fields of `/proc/<pid>/stat` after the command name, the process state first
+/// (field 3 of the full line); `None` if there is no such process.
+fn stat_after_comm(pid: i32) -> Option<String> {
     if pid <= 0 {
         return None;
     }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "pid (comm) S ppid ...": comm may hold spaces, so count fields after the last ')'.
     let (_, rest) = stat.rsplit_once(')')?;
-    // After ')': state is field 3 of the full line; starttime is field 22.
+    Some(rest.to_owned())
+}
+
+/// starttime (field 22 of the full line) from [`stat_after_comm`]'s fields.
+fn start_time_in(rest: &str) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// The start time (clock ticks after boot) of process `pid`, or `None` if there is none.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    start_time_in(&stat_after_comm(pid)?)
+}
+
 /// Whether the monitor recorded in `state` is still the same live process (not a zombie).
+/// `/proc/<pid>/stat` is read once: `ps` asks this of every live container.
 pub fn monitor_alive(state: &State) -> bool {
-    if state.monitor_pid <= 0 {
-        return false;
-    }
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", state.monitor_pid)) else {
+    let Some(rest) = stat_after_comm(state.monitor_pid) else {
         return false;
     };
-    let zombie = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
+    let zombie = rest
+        .split_whitespace()
+        .next()
         .is_some_and(|s| s == "Z" || s == "X");
-    !zombie && process_start_time(state.monitor_pid) == Some(state.monitor_start_time)
+    !zombie && start_time_in(&rest) == Some(state.monitor_start_time)
 }
 
 /// The container's state, corrected if its monitor has died.
