@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use skiff::cli::output::error_message;
 use skiff::cli::{run, Cli};
-use skiff::ops::error::{kind_of, Reported};
+use skiff::ops::error::Reported;
 
 fn main() -> ExitCode {
     // The per-container monitor starts here, before any parsing (see `monitor_args`).
@@ -37,7 +37,6 @@ fn main() -> ExitCode {
             if e.downcast_ref::<Reported>().is_none() {
                 eprintln!("Error response from daemon: {}", error_message(&e));
             }
-            let _ = kind_of(&e);
             ExitCode::from(1)
         }
     }

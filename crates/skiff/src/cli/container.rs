@@ -389,14 +389,10 @@ fn daemon_message(e: &anyhow::Error) -> String {
     if let Some(p) = e.chain().find_map(|c| c.downcast_ref::<PlainError>()) {
         return p.message.clone();
     }
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if parts.last().is_none_or(|p| !p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    format!("Error response from daemon: {}", parts.join(": "))
+    format!(
+        "Error response from daemon: {}",
+        super::output::error_message(e)
+    )
 }
 
 fn run_run(g: &GlobalOptions, a: RunArgs) -> Result<()> {
@@ -546,18 +542,10 @@ fn run_start(g: &GlobalOptions, a: StartArgs) -> Result<()> {
             Ok(s) => s,
             Err(e) => return Err(start_error(e)),
         };
-        let Some(stream) = started.attach else {
+        let stream = match started.attach {
+            Some(stream) => stream,
             // Already running: attach to its live output.
-            let stream = crate::ops::container::attach::connect(&store, &c)?;
-            let code = pump(
-                &engine,
-                &store,
-                &c,
-                stream,
-                a.interactive && c.config.open_stdin,
-                true,
-            )?;
-            std::process::exit(code)
+            None => crate::ops::container::attach::connect(&store, &c)?,
         };
         let code = pump(
             &engine,
@@ -749,7 +737,7 @@ fn io_message(e: &std::io::Error) -> String {
 }
 
 /// `KEY=value` as is; a bare `KEY` takes skiff's own value, or is dropped when unset.
-fn env_entry(e: &str) -> Option<String> {
+pub(super) fn env_entry(e: &str) -> Option<String> {
     if e.contains('=') {
         return Some(e.to_owned());
     }

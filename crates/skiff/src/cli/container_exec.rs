@@ -88,13 +88,7 @@ pub fn run_exec(g: &GlobalOptions, a: ExecArgs) -> Result<()> {
     let env = a
         .env
         .iter()
-        .filter_map(|e| {
-            if e.contains('=') {
-                Some(e.clone())
-            } else {
-                std::env::var(e).ok().map(|v| format!("{e}={v}"))
-            }
-        })
+        .filter_map(|e| super::container::env_entry(e))
         .collect();
     let opts = ExecOptions {
         command: a.command.clone(),
@@ -144,17 +138,12 @@ pub fn run_exec(g: &GlobalOptions, a: ExecArgs) -> Result<()> {
         Ok(pid) => pid,
         Err(e) => {
             drop(stderr_pipe);
-            if let Some(f) = e
+            let runtime_error = e
                 .chain()
-                .find_map(|c| c.downcast_ref::<skiff_runtime::Error>())
-                .and_then(|r| r.exec_failure())
-            {
+                .find_map(|c| c.downcast_ref::<skiff_runtime::Error>());
+            if let Some((r, f)) = runtime_error.and_then(|r| Some((r, r.exec_failure()?))) {
                 eprintln!(
-                    "OCI runtime exec failed: exec failed: unable to start container process: {}: unknown",
-                    e.chain()
-                        .find_map(|c| c.downcast_ref::<skiff_runtime::Error>())
-                        .map(ToString::to_string)
-                        .unwrap_or_default()
+                    "OCI runtime exec failed: exec failed: unable to start container process: {r}: unknown"
                 );
                 std::process::exit(f.exit_code());
             }

@@ -124,12 +124,23 @@ pub(super) fn each(
     names: &[String],
     mut f: impl FnMut(&Engine, &ContainerStore, &Container) -> Result<()>,
 ) -> Result<()> {
+    each_printing(g, names, |name, engine, store, c| {
+        f(engine, store, c).map(|()| name.to_owned())
+    })
+}
+
+/// Like [`each`], printing what `f` returns (it is given the name as typed) on success.
+fn each_printing(
+    g: &GlobalOptions,
+    names: &[String],
+    mut f: impl FnMut(&str, &Engine, &ContainerStore, &Container) -> Result<String>,
+) -> Result<()> {
     let engine = g.engine()?;
     let store = ContainerStore::open(engine.root())?;
     let mut failed = false;
     for name in names {
-        match store.get(name).and_then(|c| f(&engine, &store, &c)) {
-            Ok(()) => println!("{name}"),
+        match store.get(name).and_then(|c| f(name, &engine, &store, &c)) {
+            Ok(line) => println!("{line}"),
             Err(e) => {
                 eprintln!("Error response from daemon: {e:#}");
                 failed = true;
@@ -169,25 +180,9 @@ pub fn run_rm(g: &GlobalOptions, a: RmArgs) -> Result<()> {
 }
 
 pub fn run_wait(g: &GlobalOptions, a: WaitArgs) -> Result<()> {
-    let engine = g.engine()?;
-    let store = ContainerStore::open(engine.root())?;
-    let mut failed = false;
-    for name in &a.containers {
-        match store
-            .get(name)
-            .and_then(|c| crate::ops::container::wait::wait(&engine, &store, &c))
-        {
-            Ok(code) => println!("{code}"),
-            Err(e) => {
-                eprintln!("Error response from daemon: {e:#}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        return Err(Reported(anyhow::anyhow!("some containers failed")).into());
-    }
-    Ok(())
+    each_printing(g, &a.containers, |_, engine, store, c| {
+        crate::ops::container::wait::wait(engine, store, c).map(|code| code.to_string())
+    })
 }
 
 pub fn run_logs(g: &GlobalOptions, a: LogsArgs) -> Result<()> {
