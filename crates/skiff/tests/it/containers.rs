@@ -7,14 +7,13 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{need_root, require, Out, Skiff};
 
-/// Root and an OCI runtime (runc or crun) installed.
+/// Root and an OCI runtime (runc or crun) installed, found where skiff looks for one.
 pub fn need_containers() -> Result<(), String> {
     need_root()?;
-    let found = ["runc", "crun"].iter().any(|name| {
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .chain(["/usr/sbin", "/usr/bin", "/sbin", "/usr/local/sbin"].map(Into::into))
-            .any(|d: std::path::PathBuf| d.join(name).is_file())
-    });
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = ["runc", "crun"]
+        .iter()
+        .any(|name| skiff_runtime::runtime::select::find_program(name, &path).is_some());
     if found {
         Ok(())
     } else {
